@@ -1,1 +1,83 @@
+//! ConsultEase's user interface: the page shell, the routes, the components and the server functions.
+//! Compiled twice: with `ssr` into the server (rendering, server functions) and with `hydrate` into
+//! the browser bundle. Server-only code lives in [`ssr`].
 
+pub mod error;
+pub mod pages;
+pub mod server_fns;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+pub use error::AppError;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+/// The browser bundle's file names as served under `/pkg` (content-hashed by `cargo xtask`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Assets {
+    pub js: String,
+    pub wasm: String,
+    pub css: String,
+}
+
+/// The HTML document around the app. With [`Assets`] in context (the xtask build) it links the
+/// hashed bundle; without (a `cargo leptos` build) it falls back to Leptos's own hydration scripts.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let head = match use_context::<Assets>() {
+        Some(a) => {
+            let boot = format!(
+                "import init, {{ hydrate }} from '/pkg/{}'; init({{ module_or_path: '/pkg/{}' }}).then(() => hydrate());",
+                a.js, a.wasm
+            );
+            view! {
+                <link rel="stylesheet" href=format!("/pkg/{}", a.css) />
+                <link rel="modulepreload" href=format!("/pkg/{}", a.js) />
+                <link rel="preload" href=format!("/pkg/{}", a.wasm) r#as="fetch" r#type="application/wasm" crossorigin="" />
+                <script type="module">{boot}</script>
+            }
+            .into_any()
+        }
+        None => {
+            let css = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+            view! {
+                <link rel="stylesheet" href=css />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                {head}
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="ConsultEase" />
+        <Router>
+            <Routes fallback=|| view! { <pages::NotFound /> }>
+                <Route path=StaticSegment("") view=pages::Home />
+            </Routes>
+        </Router>
+    }
+}

@@ -1,1 +1,133 @@
+//! The one store API. Everything that reads or writes ConsultEase's data (server functions, the MQTT
+//! ingest, the admin CLI) goes through [`Store`]. The database is the only source of truth: no
+//! caches of mutable state live here. Writes are single transactions; events are published on the
+//! [`bus`] only after their transaction committed.
+//!
+//! Two backends share every SQL statement (SQLite accepts PostgreSQL's `$1` placeholders); the
+//! [`on_db!`] macro type-checks a body once per backend.
 
+mod error;
+
+pub use error::StoreError;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is configured.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Which backend a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`), creating
+    /// a SQLite file (and its folder) when missing, and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect_with(opts).await?;
+            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+            Db::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            if let Some(dir) = std::path::Path::new(opts.get_filename()).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.display().to_string(), e))?;
+                }
+            }
+            // An in-memory database lives only as long as its connection: keep exactly one.
+            let mut pool = SqlitePoolOptions::new().max_connections(8);
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            }
+            let pool = pool
+                .connect_with(opts)
+                .await?;
+            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+            Db::Sqlite(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Store { db })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A round trip to the database (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        on_db!(&self.db, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// The newest applied migration's version.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
+        let v: i64 = on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?;
+        Ok(v)
+    }
+
+    pub async fn close(&self) {
+        on_db!(&self.db, pool => pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_file_is_created_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/sub/db.sqlite", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        store.ping().await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.backend(), Backend::Sqlite);
+        store.close().await;
+        // Migrating again is a no-op.
+        let again = Store::connect(&url).await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_is_a_clear_error() {
+        let err = Store::connect("mysql://localhost/x").await.unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedUrl), "{err}");
+    }
+}

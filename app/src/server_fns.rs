@@ -1,0 +1,25 @@
+//! Server functions: called from the browser over HTTP (`/api/<endpoint>`), run on the server.
+
+use crate::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// The newest applied database migration.
+    pub schema_version: i64,
+    pub backend: String,
+    pub uptime_s: u64,
+}
+
+/// Reads the schema version from the database and the server's uptime.
+#[server(endpoint = "system_info")]
+pub async fn get_system_info() -> Result<SystemInfo, AppError> {
+    let ctx = crate::ssr::AppContext::current()?;
+    let schema_version = ctx.store.schema_version().await?;
+    Ok(SystemInfo {
+        schema_version,
+        backend: format!("{:?}", ctx.store.backend()).to_lowercase(),
+        uptime_s: ctx.started.elapsed().as_secs(),
+    })
+}

@@ -1,0 +1,102 @@
+//! The HTTP layer: Leptos pages and server functions, health checks, static assets.
+//! [`app`] builds the router (tests drive it with `oneshot`); [`serve`] binds and runs it.
+
+mod assets;
+mod error;
+mod health;
+
+pub use error::HttpError;
+
+use crate::config::ServeArgs;
+use anyhow::Context;
+use app::{App, Assets, ssr::AppContext};
+use axum::Router;
+use axum::extract::FromRef;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+/// Everything a request handler may need; cloned per request (all fields are cheap handles).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: store::Store,
+    pub started: Instant,
+    pub leptos: LeptosOptions,
+    pub assets: Option<Assets>,
+    pub site_root: PathBuf,
+    /// Cancelled when the server shuts down: long-lived responses end on it.
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(store: store::Store, site_root: PathBuf) -> AppState {
+        let leptos = LeptosOptions::builder()
+            .output_name("consultease")
+            .site_root(site_root.display().to_string())
+            .site_pkg_dir("pkg")
+            .build();
+        let assets = assets::read_manifest(&site_root);
+        AppState { store, started: Instant::now(), leptos, assets, site_root, shutdown: CancellationToken::new() }
+    }
+
+    fn app_context(&self) -> AppContext {
+        AppContext { store: self.store.clone(), started: self.started }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let (cx, assets) = (state.app_context(), state.assets.clone());
+        move || {
+            provide_context(cx.clone());
+            if let Some(a) = assets.clone() {
+                provide_context(a);
+            }
+        }
+    };
+    Router::new()
+        .merge(health::routes())
+        .nest_service("/pkg", assets::pkg_service(&state))
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = state.leptos.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, app::shell))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Binds `args.bind` and serves until SIGINT/SIGTERM, then drains open requests.
+pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
+    let state = AppState::new(store.clone(), args.site_root.clone());
+    if state.assets.is_none() {
+        tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
+    }
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            crate::telemetry::shutdown_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    store.close().await;
+    Ok(())
+}
