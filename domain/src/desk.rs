@@ -60,11 +60,7 @@ pub enum DeskUpdate {
 /// `(boot, s, 0)`; a will or offline (`online: false`) reserved at seq `w` keys at `(boot, w + 1, 1)`,
 /// so it outranks the announcement of its own connection (seq `w + 1`) and nothing newer.
 pub fn online_key(clock: DeskClock, online: bool) -> (DeskClock, bool) {
-    if online {
-        (clock, false)
-    } else {
-        (DeskClock::new(clock.boot, clock.seq.saturating_add(1)), true)
-    }
+    if online { (clock, false) } else { (DeskClock::new(clock.boot, clock.seq.saturating_add(1)), true) }
 }
 
 impl DeskRecord {
@@ -188,7 +184,8 @@ mod tests {
     #[test]
     fn same_values_with_newer_clock_apply_invisibly() {
         let r = apply_all(&[DeskMessage::State { clock: c(1, 2), present: true, busy: false }]);
-        let DeskUpdate::Applied { visible, .. } = r.apply(DeskMessage::State { clock: c(1, 3), present: true, busy: false })
+        let DeskUpdate::Applied { visible, .. } =
+            r.apply(DeskMessage::State { clock: c(1, 3), present: true, busy: false })
         else {
             panic!("newer state applies");
         };
@@ -217,8 +214,11 @@ mod tests {
     fn message() -> impl Strategy<Value = DeskMessage> {
         let clock = (0u32..3, 0u64..6).prop_map(|(b, s)| c(b, s));
         prop_oneof![
-            (clock.clone(), any::<bool>(), any::<bool>())
-                .prop_map(|(clock, present, busy)| DeskMessage::State { clock, present, busy }),
+            (clock.clone(), any::<bool>(), any::<bool>()).prop_map(|(clock, present, busy)| DeskMessage::State {
+                clock,
+                present,
+                busy
+            }),
             (clock.clone(), any::<bool>()).prop_map(|(clock, online)| DeskMessage::Online { clock, online }),
             clock.prop_map(|clock| DeskMessage::Heartbeat { clock }),
         ]

@@ -143,7 +143,8 @@ mod tests {
         assert_eq!(parse_topic("consultease", "consultease/desk/d-1_A/state"), Ok(("d-1_A", Kind::State)));
         assert_eq!(parse_topic("x/y", "x/y/desk/d/heartbeat"), Ok(("d", Kind::Heartbeat)));
         assert_eq!(parse_topic("consultease", "consultease/desk/d/online"), Ok(("d", Kind::Online)));
-        for bad in ["other/desk/d/state", "consultease/desk/d", "consultease/desk/d/state/x", "consultease/desks/d/state"]
+        for bad in
+            ["other/desk/d/state", "consultease/desk/d", "consultease/desk/d/state/x", "consultease/desks/d/state"]
         {
             assert_eq!(parse_topic("consultease", bad).map_err(|e| e.label()), Err("bad_topic"), "{bad}");
         }
@@ -197,7 +198,8 @@ mod tests {
         let big = vec![b' '; MAX_PAYLOAD + 1];
         assert_eq!(parse_payload(Kind::Heartbeat, &big), Err(Reject::TooLarge(MAX_PAYLOAD + 1)));
         assert_eq!(
-            parse_payload(Kind::State, br#"{"boot":1,"seq":9223372036854775808,"present":true}"#).map_err(|e| e.label()),
+            parse_payload(Kind::State, br#"{"boot":1,"seq":9223372036854775808,"present":true}"#)
+                .map_err(|e| e.label()),
             Err("wrong_type")
         );
     }

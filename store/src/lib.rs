@@ -51,7 +51,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store> {
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
-            let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect_with(opts).await?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await?;
             sqlx::migrate!("../migrations/postgres").run(&pool).await?;
             Db::Postgres(pool)
         } else if url.starts_with("sqlite:") {
@@ -61,19 +65,17 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            if let Some(dir) = std::path::Path::new(opts.get_filename()).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.display().to_string(), e))?;
-                }
+            if let Some(dir) = std::path::Path::new(opts.get_filename()).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.display().to_string(), e))?;
             }
             // An in-memory database lives only as long as its connection: keep exactly one.
             let mut pool = SqlitePoolOptions::new().max_connections(8);
             if url.contains(":memory:") || url.contains("mode=memory") {
                 pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             }
-            let pool = pool
-                .connect_with(opts)
-                .await?;
+            let pool = pool.connect_with(opts).await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
             Db::Sqlite(pool)
         } else {

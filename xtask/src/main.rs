@@ -42,8 +42,17 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\x1b[1;31merror:\x1b[0m {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let ws = Workspace::locate()?;
     match cli.cmd {
         Cmd::Build { debug } => {
@@ -52,7 +61,7 @@ fn main() -> Result<()> {
         Cmd::Run { debug, args } => {
             let profile = Profile::from_debug(debug);
             let built = ws.build(profile)?;
-            step(&format!("serving on http://127.0.0.1:3000 (Ctrl-C stops); `cargo xtask run -- --help` lists options"));
+            step("starting the server (default http://127.0.0.1:3000; `cargo xtask run -- --help` lists its options)");
             let status = Command::new(&built.server)
                 .arg("serve")
                 .arg("--site-root")

@@ -61,11 +61,18 @@ fn publish(src: &Path, pkg: &Path, ext: &str, profile: Profile) -> Result<String
     fs::write(pkg.join(&name), &bytes)?;
     let mut br = Vec::new();
     {
-        let params = brotli::enc::BrotliEncoderParams { quality: if profile == Profile::Release { 11 } else { 5 }, lgwin: 22, ..Default::default() };
+        let params = brotli::enc::BrotliEncoderParams {
+            quality: if profile == Profile::Release { 11 } else { 5 },
+            lgwin: 22,
+            ..Default::default()
+        };
         brotli::BrotliCompress(&mut bytes.as_slice(), &mut br, &params)?;
     }
     fs::write(pkg.join(format!("{name}.br")), br)?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), if profile == Profile::Release { flate2::Compression::best() } else { flate2::Compression::fast() });
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::new(),
+        if profile == Profile::Release { flate2::Compression::best() } else { flate2::Compression::fast() },
+    );
     gz.write_all(&bytes)?;
     fs::write(pkg.join(format!("{name}.gz")), gz.finish()?)?;
     Ok(name)

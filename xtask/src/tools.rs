@@ -8,9 +8,7 @@ use std::process::Command;
 pub fn ensure_wasm_target() -> Result<()> {
     let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
     match out {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown") => {
-            Ok(())
-        }
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown") => Ok(()),
         Ok(_) => {
             step("installing the wasm32-unknown-unknown target (once)");
             let status = Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]).status()?;

@@ -6,10 +6,9 @@ pub fn Home() -> impl IntoView {
     let check = Action::new(|_: &()| get_system_info());
     let result = move || match check.value().get() {
         None => "Not checked yet.".to_string(),
-        Some(Ok(info)) => format!(
-            "Schema version {} on {}, server up for {} s.",
-            info.schema_version, info.backend, info.uptime_s
-        ),
+        Some(Ok(info)) => {
+            format!("Schema version {} on {}, server up for {} s.", info.schema_version, info.backend, info.uptime_s)
+        }
         Some(Err(e)) => e.to_string(),
     };
     view! {

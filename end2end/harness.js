@@ -1,0 +1,125 @@
+// Shared helpers for the browser tests: a throw-away server on a free port and headless Chromium.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const screenshotDir = join(here, '..', 'docs', 'screenshots');
+
+const BIN = process.env.CONSULTEASE_BIN;
+const SITE = process.env.CONSULTEASE_SITE_ROOT;
+if (!BIN || !SITE) {
+  throw new Error('CONSULTEASE_BIN and CONSULTEASE_SITE_ROOT must be set: run the browser tests with `cargo xtask test`');
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `consultease serve` on a free port with a fresh SQLite database; waits until ready. */
+export async function startServer(extraArgs = []) {
+  const dir = mkdtempSync(join(tmpdir(), 'consultease-e2e-'));
+  const port = await freePort();
+  const server = {
+    dir,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    databaseUrl: `sqlite://${dir}/db.sqlite`,
+    proc: null,
+    log: '',
+    async start() {
+      this.proc = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--site-root', SITE, ...extraArgs], {
+        env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl, CONSULTEASE_LOG: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      this.proc.stdout.on('data', (d) => (this.log += d));
+      this.proc.stderr.on('data', (d) => (this.log += d));
+      await waitReady(this);
+    },
+    async stop() {
+      if (!this.proc || this.proc.exitCode !== null) return;
+      const exited = new Promise((r) => this.proc.once('exit', r));
+      this.proc.kill('SIGTERM');
+      await exited;
+    },
+    async dispose() {
+      await this.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}
+
+async function waitReady(server) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (server.proc.exitCode !== null) throw new Error(`server exited early:\n${server.log}`);
+    try {
+      const res = await fetch(`${server.url}/readyz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server not ready after 30 s:\n${server.log}`);
+}
+
+/** Headless Debian Chromium with the flags this machine needs; collects console errors. */
+export async function launchBrowser() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'consultease-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const errors = [];
+  const watch = (page) => {
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(`console: ${msg.text()} (${msg.location().url})`);
+    });
+    page.on('pageerror', (err) => errors.push(`page error: ${err.message}`));
+  };
+  context.on('page', watch);
+  context.pages().forEach(watch);
+  return {
+    context,
+    errors,
+    async newPage(viewport = { width: 1280, height: 800 }) {
+      const page = await context.newPage();
+      await page.setViewportSize(viewport);
+      return page;
+    },
+    async close() {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function ensureScreenshotDir() {
+  mkdirSync(screenshotDir, { recursive: true });
+  return screenshotDir;
+}
