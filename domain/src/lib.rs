@@ -15,5 +15,5 @@ pub mod status;
 
 pub use clock::DeskClock;
 pub use desk::{DeskMessage, DeskRecord, DeskUpdate};
-pub use model::{FacultyView, Snapshot};
+pub use model::{FacultyEvent, FacultyView, Snapshot};
 pub use status::{AdminOverride, Status, StatusInputs};

@@ -27,3 +27,11 @@ pub struct Snapshot {
     pub cursor: i64,
     pub faculty: Vec<FacultyView>,
 }
+
+/// One committed change, as the live stream carries it: `id` is the status event's id (the
+/// stream's cursor), `faculty` the row as of that change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacultyEvent {
+    pub id: i64,
+    pub faculty: FacultyView,
+}

@@ -30,7 +30,8 @@ CREATE TABLE desks (
     online_seq  BIGINT,
     online      BOOLEAN NOT NULL DEFAULT FALSE,
     last_seen   BIGINT,
-    created_at  BIGINT  NOT NULL
+    created_at  BIGINT  NOT NULL,
+    version     BIGINT  NOT NULL DEFAULT 1
 );
 
 CREATE TABLE status_events (
@@ -42,6 +43,8 @@ CREATE TABLE status_events (
     present     BOOLEAN NOT NULL,
     busy        BOOLEAN NOT NULL,
     desk_online BOOLEAN NOT NULL,
+    changed_at  BIGINT  NOT NULL,
+    last_seen   BIGINT,
     source      TEXT    NOT NULL,
     desk_id     TEXT,
     boot        BIGINT,

@@ -34,7 +34,9 @@ CREATE TABLE desks (
     online_seq  INTEGER,
     online      INTEGER NOT NULL DEFAULT 0,
     last_seen   INTEGER,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    -- Optimistic lock, as on faculty.
+    version     INTEGER NOT NULL DEFAULT 1
 );
 
 -- Append-only. `id` is the global event cursor of the live stream.
@@ -47,6 +49,8 @@ CREATE TABLE status_events (
     present     INTEGER NOT NULL,
     busy        INTEGER NOT NULL,
     desk_online INTEGER NOT NULL,
+    changed_at  INTEGER NOT NULL,
+    last_seen   INTEGER,
     source      TEXT    NOT NULL, -- desk | timeout | admin
     desk_id     TEXT,
     boot        INTEGER,

@@ -1,14 +1,36 @@
 //! The one store API. Everything that reads or writes ConsultEase's data (server functions, the MQTT
 //! ingest, the admin CLI) goes through [`Store`]. The database is the only source of truth: no
-//! caches of mutable state live here. Writes are single transactions; events are published on the
-//! [`bus`] only after their transaction committed.
+//! caches of mutable state live here.
 //!
-//! Two backends share every SQL statement (SQLite accepts PostgreSQL's `$1` placeholders); the
-//! [`on_db!`] macro type-checks a body once per backend.
+//! Every write is one transaction with one commit point. Rows carry a `version` that bumps on each
+//! change and is compare-and-set (`… WHERE id = $1 AND version = $2`); a lost race rolls the whole
+//! transaction back and retries it from fresh reads. Events are published on the in-process bus only
+//! after their transaction committed, carrying the new version.
+//!
+//! Both backends run the same SQL text (SQLite accepts PostgreSQL's `$1` placeholders); `on_db!`
+//! type-checks a body once per backend.
 
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is configured.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+mod admin;
+mod bus;
 mod error;
+mod ingest;
+mod read;
+mod rows;
 
+pub use admin::{DeskInfo, NewFaculty};
+pub use bus::EventBus;
 pub use error::StoreError;
+pub use ingest::{Change, Outcome};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -23,16 +45,6 @@ enum Db {
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is configured.
-macro_rules! on_db {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            Db::Sqlite($pool) => $body,
-            Db::Postgres($pool) => $body,
-        }
-    };
-}
-
 /// Which backend a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -43,6 +55,13 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    bus: EventBus,
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Store {
@@ -81,7 +100,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Store { db })
+        Ok(Store { db, bus: EventBus::new(4096) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -89,6 +108,11 @@ impl Store {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// The after-commit event bus.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
     }
 
     /// A round trip to the database (for `/readyz`).
@@ -106,6 +130,34 @@ impl Store {
 
     pub async fn close(&self) {
         on_db!(&self.db, pool => pool.close().await)
+    }
+
+    /// How a write transaction starts. SQLite takes the write lock up front (a deferred transaction
+    /// that reads then writes can fail with SQLITE_BUSY instead of waiting).
+    fn begin_write(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
+    }
+
+    /// How a consistent multi-statement read starts (PostgreSQL's READ COMMITTED would give each
+    /// statement its own snapshot; SQLite's read transactions are snapshots already).
+    fn begin_read(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "BEGIN",
+            Db::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
+    /// On PostgreSQL, writers of the event log take one transaction-scoped lock so that events commit
+    /// in id order (a reader resuming after id N must never later see an id below N appear). SQLite
+    /// has a single writer already.
+    fn event_log_lock(&self) -> Option<&'static str> {
+        match self.db {
+            Db::Sqlite(_) => None,
+            Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(7290001)"),
+        }
     }
 }
 

@@ -1,0 +1,128 @@
+//! Administration: faculty and desk units.
+
+use crate::rows::{DESK_COLUMNS, DeskRow};
+use crate::{Result, Store, StoreError, now_ms};
+use domain::protocol::valid_desk_id;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default)]
+pub struct NewFaculty {
+    pub name: String,
+    pub department: String,
+    pub email: Option<String>,
+}
+
+impl NewFaculty {
+    fn validate(&self) -> Result<()> {
+        let name = self.name.trim();
+        let dept = self.department.trim();
+        if name.is_empty() || name.chars().count() > 120 {
+            return Err(StoreError::Invalid("name must be 1-120 characters".into()));
+        }
+        if dept.is_empty() || dept.chars().count() > 120 {
+            return Err(StoreError::Invalid("department must be 1-120 characters".into()));
+        }
+        if let Some(email) = &self.email
+            && (!email.contains('@') || email.len() > 254 || email.trim() != email)
+        {
+            return Err(StoreError::Invalid(format!("{email:?} is not an email address")));
+        }
+        Ok(())
+    }
+}
+
+/// A desk unit as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeskInfo {
+    pub id: String,
+    pub faculty_id: Option<i64>,
+    pub online: bool,
+    pub present: bool,
+    pub busy: bool,
+    pub last_seen: Option<i64>,
+    pub boot: Option<i64>,
+    pub seq: Option<i64>,
+    pub version: i64,
+}
+
+impl Store {
+    /// Adds a faculty member (status `offline` until a desk reports). Returns the new id.
+    pub async fn add_faculty(&self, new: &NewFaculty) -> Result<i64> {
+        new.validate()?;
+        let now = now_ms();
+        let sql = "INSERT INTO faculty (name, department, email, changed_at, created_at) VALUES ($1, $2, $3, $4, $4) \
+                   RETURNING id";
+        let res: std::result::Result<i64, sqlx::Error> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(sql)
+                .bind(new.name.trim())
+                .bind(new.department.trim())
+                .bind(new.email.as_deref())
+                .bind(now)
+                .fetch_one(pool)
+                .await
+        });
+        res.map_err(|e| match e {
+            e if StoreError::is_unique_violation(&e) => StoreError::Conflict(format!(
+                "a faculty member with email {:?} exists already",
+                new.email.as_deref().unwrap_or("")
+            )),
+            e => e.into(),
+        })
+    }
+
+    /// Registers desk unit `desk` and binds it to faculty member `faculty_id` (one desk each).
+    pub async fn add_desk(&self, desk: &str, faculty_id: i64) -> Result<()> {
+        if !valid_desk_id(desk) {
+            return Err(StoreError::Invalid("desk id must be 1-64 characters of A-Z a-z 0-9 _ -".into()));
+        }
+        let now = now_ms();
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM faculty WHERE id = $1").bind(faculty_id).fetch_optional(&mut *tx).await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("no faculty member with id {faculty_id}")));
+            }
+            let bound: Option<String> = sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1")
+                .bind(faculty_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(other) = bound {
+                return Err(StoreError::Conflict(format!("faculty member {faculty_id} already has desk {other}")));
+            }
+            let res = sqlx::query("INSERT INTO desks (id, faculty_id, created_at) VALUES ($1, $2, $3)")
+                .bind(desk)
+                .bind(faculty_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match res {
+                Err(e) if StoreError::is_unique_violation(&e) => {
+                    return Err(StoreError::Conflict(format!("desk {desk} exists already")));
+                }
+                other => other?,
+            };
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn list_desks(&self) -> Result<Vec<DeskInfo>> {
+        let sql = format!("SELECT {DESK_COLUMNS} FROM desks ORDER BY id");
+        let rows: Vec<DeskRow> = on_db!(&self.db, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeskInfo {
+                id: r.id,
+                faculty_id: r.faculty_id,
+                online: r.online,
+                present: r.present,
+                busy: r.busy,
+                last_seen: r.last_seen,
+                boot: r.last_boot,
+                seq: r.last_seq,
+                version: r.version,
+            })
+            .collect())
+    }
+}

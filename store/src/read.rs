@@ -1,0 +1,72 @@
+//! Consistent reads: the board's snapshot with its cursor, and the event log after a cursor.
+
+use crate::rows::{VIEW_SELECT, ViewRow, parse_status};
+use crate::{Result, Store};
+use domain::{FacultyEvent, FacultyView, Snapshot};
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    event_id: i64,
+    id: i64,
+    name: String,
+    department: String,
+    status: String,
+    present: bool,
+    busy: bool,
+    desk_online: bool,
+    last_seen: Option<i64>,
+    changed_at: i64,
+    version: i64,
+}
+
+impl Store {
+    /// Every faculty member, and the id of the newest status event the read includes — read in one
+    /// transaction, so that the events after `cursor` are exactly the changes the snapshot lacks.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let sql = format!("{VIEW_SELECT} ORDER BY f.name, f.id");
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_with(self.begin_read()).await?;
+            let cursor: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM status_events").fetch_one(&mut *tx).await?;
+            let rows: Vec<ViewRow> = sqlx::query_as(&sql).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            let faculty = rows.into_iter().map(FacultyView::try_from).collect::<Result<_>>()?;
+            Ok(Snapshot { cursor, faculty })
+        })
+    }
+
+    /// Up to `limit` events after `cursor`, oldest first, each with the faculty row as of that event.
+    pub async fn events_after(&self, cursor: i64, limit: i64) -> Result<Vec<FacultyEvent>> {
+        let sql = "SELECT e.id AS event_id, f.id, f.name, f.department, e.status, e.present, e.busy, e.desk_online, \
+                   e.last_seen, e.changed_at, e.version \
+                   FROM status_events e JOIN faculty f ON f.id = e.faculty_id \
+                   WHERE e.id > $1 ORDER BY e.id LIMIT $2";
+        let rows: Vec<EventRow> =
+            on_db!(&self.db, pool => sqlx::query_as(sql).bind(cursor).bind(limit).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(FacultyEvent {
+                    id: r.event_id,
+                    faculty: FacultyView {
+                        id: r.id,
+                        status: parse_status(&r.status)?,
+                        name: r.name,
+                        department: r.department,
+                        present: r.present,
+                        busy: r.busy,
+                        desk_online: r.desk_online,
+                        last_seen: r.last_seen,
+                        changed_at: r.changed_at,
+                        version: r.version,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// The id of the newest status event (0 when there is none).
+    pub async fn newest_event_id(&self) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM status_events";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
+    }
+}

@@ -1,0 +1,144 @@
+//! Rows as stored, and their conversion to and from the domain's types.
+
+use crate::{Result, StoreError};
+use domain::status::{AdminOverride, DeskInputs, Status, StatusInputs};
+use domain::{DeskClock, DeskRecord, FacultyView};
+
+pub(crate) const DESK_COLUMNS: &str = "id, faculty_id, last_boot, last_seq, state_boot, state_seq, present, busy, \
+     online_boot, online_seq, online, last_seen, version";
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct DeskRow {
+    pub id: String,
+    pub faculty_id: Option<i64>,
+    pub last_boot: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub state_boot: Option<i64>,
+    pub state_seq: Option<i64>,
+    pub present: bool,
+    pub busy: bool,
+    pub online_boot: Option<i64>,
+    pub online_seq: Option<i64>,
+    pub online: bool,
+    pub last_seen: Option<i64>,
+    pub version: i64,
+}
+
+fn clock(boot: Option<i64>, seq: Option<i64>) -> Result<Option<DeskClock>> {
+    match (boot, seq) {
+        (Some(b), Some(s)) => {
+            let boot = u32::try_from(b).map_err(|_| StoreError::Corrupt(format!("boot {b}")))?;
+            let seq = u64::try_from(s).map_err(|_| StoreError::Corrupt(format!("seq {s}")))?;
+            Ok(Some(DeskClock::new(boot, seq)))
+        }
+        (None, None) => Ok(None),
+        _ => Err(StoreError::Corrupt("half a desk clock".into())),
+    }
+}
+
+/// Splits a clock into columns (seq is capped at i64::MAX; the protocol rejects larger ones).
+pub(crate) fn columns(c: Option<DeskClock>) -> (Option<i64>, Option<i64>) {
+    match c {
+        Some(c) => (Some(i64::from(c.boot)), Some(i64::try_from(c.seq).unwrap_or(i64::MAX))),
+        None => (None, None),
+    }
+}
+
+impl DeskRow {
+    pub fn record(&self) -> Result<DeskRecord> {
+        Ok(DeskRecord {
+            last: clock(self.last_boot, self.last_seq)?,
+            state_at: clock(self.state_boot, self.state_seq)?,
+            present: self.present,
+            busy: self.busy,
+            online_at: clock(self.online_boot, self.online_seq)?,
+            online: self.online,
+        })
+    }
+
+    pub fn set_record(&mut self, r: &DeskRecord) {
+        (self.last_boot, self.last_seq) = columns(r.last);
+        (self.state_boot, self.state_seq) = columns(r.state_at);
+        (self.online_boot, self.online_seq) = columns(r.online_at);
+        self.present = r.present;
+        self.busy = r.busy;
+        self.online = r.online;
+    }
+
+    pub fn clock(&self) -> Result<Option<DeskClock>> {
+        clock(self.last_boot, self.last_seq)
+    }
+}
+
+pub(crate) const FACULTY_COLUMNS: &str = "id, name, department, status, \
+     override_status, override_note, override_expires_at, changed_at, version";
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct FacultyRow {
+    pub id: i64,
+    pub name: String,
+    pub department: String,
+    pub status: String,
+    pub override_status: Option<String>,
+    pub override_note: Option<String>,
+    pub override_expires_at: Option<i64>,
+    pub changed_at: i64,
+    pub version: i64,
+}
+
+impl FacultyRow {
+    pub fn admin_override(&self) -> Option<AdminOverride> {
+        let status = Status::parse(self.override_status.as_deref()?)?;
+        Some(AdminOverride {
+            status,
+            note: self.override_note.clone().unwrap_or_default(),
+            expires_at: self.override_expires_at,
+        })
+    }
+
+    /// The status these desk inputs give this faculty member now.
+    pub fn derive(&self, desk: Option<DeskInputs>, now: i64) -> Status {
+        let ov = self.admin_override();
+        domain::status::derive(StatusInputs { desk, admin_override: ov.as_ref() }, now)
+    }
+}
+
+pub(crate) const VIEW_SELECT: &str = "SELECT f.id, f.name, f.department, f.status, f.present, f.busy, \
+     f.desk_online, d.last_seen, f.changed_at, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct ViewRow {
+    pub id: i64,
+    pub name: String,
+    pub department: String,
+    pub status: String,
+    pub present: bool,
+    pub busy: bool,
+    pub desk_online: bool,
+    pub last_seen: Option<i64>,
+    pub changed_at: i64,
+    pub version: i64,
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<Status> {
+    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
+}
+
+impl TryFrom<ViewRow> for FacultyView {
+    type Error = StoreError;
+
+    fn try_from(r: ViewRow) -> Result<FacultyView> {
+        Ok(FacultyView {
+            id: r.id,
+            status: parse_status(&r.status)?,
+            name: r.name,
+            department: r.department,
+            present: r.present,
+            busy: r.busy,
+            desk_online: r.desk_online,
+            last_seen: r.last_seen,
+            changed_at: r.changed_at,
+            version: r.version,
+        })
+    }
+}

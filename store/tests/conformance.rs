@@ -1,0 +1,364 @@
+//! The store's conformance suite, run against SQLite and PostgreSQL alike.
+//!
+//! PostgreSQL: `CONSULTEASE_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test);
+//! each test gets its own throw-away database. Skipped when unreachable, unless
+//! `CONSULTEASE_REQUIRE_SERVICES=1` (CI), where unreachable is a failure.
+
+use domain::{DeskClock, DeskMessage, DeskRecord, DeskUpdate, Status};
+use sqlx::Connection;
+use store::{Change, NewFaculty, Outcome, Store, StoreError};
+
+struct TestDb {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    TestDb { store: Store::connect(&url).await.unwrap(), url, _dir: Some(dir) }
+}
+
+async fn postgres() -> Option<TestDb> {
+    let base = std::env::var("CONSULTEASE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let required = std::env::var("CONSULTEASE_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    let mut admin = match sqlx::PgConnection::connect(&base).await {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("skipping: PostgreSQL at {base} unreachable ({e})");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL required (CONSULTEASE_REQUIRE_SERVICES=1) but {base} is unreachable: {e}"),
+    };
+    drop_leftovers(&mut admin).await;
+    let name = format!("consultease_test_{}_{}", std::process::id(), unique());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let url = match base.rsplit_once('/') {
+        Some((head, _)) => format!("{head}/{name}"),
+        None => panic!("bad PostgreSQL URL {base}"),
+    };
+    Some(TestDb { store: Store::connect(&url).await.unwrap(), url, _dir: None })
+}
+
+/// Drops the databases earlier test processes left behind (this process's own are in use).
+async fn drop_leftovers(admin: &mut sqlx::PgConnection) {
+    let mine = format!("consultease_test_{}_%", std::process::id());
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'consultease_test_%' AND datname NOT LIKE $1",
+    )
+    .bind(mine)
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    (t % 1_000_000_000) * 1000 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs each case on SQLite and on PostgreSQL.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$case(super::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::postgres().await {
+                    super::$case(db).await;
+                }
+            }
+        }
+    )*};
+}
+
+conformance!(
+    messages_apply_with_versions_and_events,
+    stale_and_unknown_change_nothing,
+    concurrent_writers_lose_no_update,
+    two_instances_on_one_database_lose_no_update,
+    permutations_and_replays_are_idempotent,
+    snapshot_cursor_and_event_log_agree,
+    timeout_makes_a_silent_desk_offline,
+    admin_errors_are_clear,
+);
+
+fn c(boot: u32, seq: u64) -> DeskClock {
+    DeskClock::new(boot, seq)
+}
+
+fn state(desk: &str, boot: u32, seq: u64, present: bool, busy: bool) -> Change {
+    Change::Message { desk: desk.into(), message: DeskMessage::State { clock: c(boot, seq), present, busy } }
+}
+
+fn online(desk: &str, boot: u32, seq: u64, online: bool) -> Change {
+    Change::Message { desk: desk.into(), message: DeskMessage::Online { clock: c(boot, seq), online } }
+}
+
+async fn faculty_with_desk(store: &Store, name: &str, desk: &str) -> i64 {
+    let id =
+        store.add_faculty(&NewFaculty { name: name.into(), department: "Physics".into(), email: None }).await.unwrap();
+    store.add_desk(desk, id).await.unwrap();
+    id
+}
+
+async fn view(store: &Store, id: i64) -> domain::FacultyView {
+    store.snapshot().await.unwrap().faculty.into_iter().find(|f| f.id == id).unwrap()
+}
+
+async fn messages_apply_with_versions_and_events(db: TestDb) {
+    let store = &db.store;
+    let id = faculty_with_desk(store, "Ada Lovelace", "desk-1").await;
+    let before = view(store, id).await;
+    assert_eq!((before.status, before.version, before.desk_online), (Status::Offline, 1, false));
+
+    let mut rx = store.bus().subscribe();
+    let out = store.apply(&[online("desk-1", 1, 1, true), state("desk-1", 1, 2, true, false)]).await.unwrap();
+    assert!(matches!(out[..], [Outcome::Applied { event: Some(_) }, Outcome::Applied { event: Some(_) }]), "{out:?}");
+    let after = view(store, id).await;
+    assert_eq!((after.status, after.version, after.present, after.desk_online), (Status::Available, 3, true, true));
+    assert!(after.last_seen.is_some());
+
+    // Published after commit, in order, carrying the new versions.
+    let e1 = rx.recv().await.unwrap();
+    let e2 = rx.recv().await.unwrap();
+    assert_eq!((e1.faculty.version, e1.faculty.status), (2, Status::Away));
+    assert_eq!((e2.faculty.version, e2.faculty.status), (3, Status::Available));
+    assert!(e2.id > e1.id);
+
+    // Busy outranks present; an invisible heartbeat bumps nothing.
+    store.apply(&[state("desk-1", 1, 3, true, true)]).await.unwrap();
+    assert_eq!(view(store, id).await.status, Status::Busy);
+    let hb = Change::Message { desk: "desk-1".into(), message: DeskMessage::Heartbeat { clock: c(1, 4) } };
+    assert_eq!(store.apply(&[hb]).await.unwrap(), [Outcome::Applied { event: None }]);
+    assert_eq!(view(store, id).await.version, 4);
+    let desk = store.list_desks().await.unwrap().into_iter().find(|d| d.id == "desk-1").unwrap();
+    assert_eq!((desk.boot, desk.seq, desk.online), (Some(1), Some(4), true));
+}
+
+async fn stale_and_unknown_change_nothing(db: TestDb) {
+    let store = &db.store;
+    let id = faculty_with_desk(store, "Alan Turing", "desk-2").await;
+    store.apply(&[online("desk-2", 3, 1, true), state("desk-2", 3, 10, true, false)]).await.unwrap();
+    let before = view(store, id).await;
+    let events = store.newest_event_id().await.unwrap();
+    let out = store
+        .apply(&[
+            state("desk-2", 3, 10, false, true),  // repeated clock
+            state("desk-2", 3, 9, false, false),  // older seq
+            state("desk-2", 2, 99, false, false), // older boot
+            online("desk-2", 2, 5, false),        // a will from the previous boot
+            state("nope", 9, 9, true, true),      // unknown desk
+        ])
+        .await
+        .unwrap();
+    use Outcome::*;
+    assert_eq!(out, [Stale, Stale, Stale, Stale, UnknownDesk]);
+    assert_eq!(view(store, id).await, before);
+    assert_eq!(store.newest_event_id().await.unwrap(), events);
+}
+
+/// Many tasks write the same faculty row at once. Each message has its own clock; whichever order
+/// the transactions commit in, no committed change is lost: the final version is 1 + the number of
+/// events, and the events are exactly versions 2..=final in order.
+async fn concurrent_writers_lose_no_update(db: TestDb) {
+    let store = db.store.clone();
+    let id = faculty_with_desk(&store, "Grace Hopper", "desk-3").await;
+    store.apply(&[online("desk-3", 1, 1, true)]).await.unwrap();
+    let start = store.newest_event_id().await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut applied = 0;
+            for i in 0..25u64 {
+                let seq = 2 + i * 8 + w;
+                let out = store.apply(&[state("desk-3", 1, seq, seq % 2 == 0, false)]).await.unwrap();
+                applied += out.iter().filter(|o| matches!(o, Outcome::Applied { event: Some(_) })).count();
+            }
+            applied
+        }));
+    }
+    let mut applied = 0;
+    for t in tasks {
+        applied += t.await.unwrap();
+    }
+    let f = view(&store, id).await;
+    let events = store.events_after(start, 10_000).await.unwrap();
+    assert_eq!(events.len(), applied);
+    assert_eq!(f.version as usize, 2 + applied);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.faculty.version as usize, 3 + i, "event versions are consecutive");
+    }
+    assert!(applied > 0);
+}
+
+/// Two stores (two server instances) on one database: compare-and-set and retries keep every
+/// committed change.
+async fn two_instances_on_one_database_lose_no_update(db: TestDb) {
+    let a = db.store.clone();
+    let b = Store::connect(&db.url).await.unwrap();
+    let id = faculty_with_desk(&a, "Katherine Johnson", "desk-4").await;
+    a.apply(&[online("desk-4", 1, 1, true)]).await.unwrap();
+    let start = a.newest_event_id().await.unwrap();
+    let run = |store: Store, parity: u64| {
+        tokio::spawn(async move {
+            let mut applied = 0;
+            for i in 0..40u64 {
+                let seq = 2 + i * 2 + parity;
+                let out = store.apply(&[state("desk-4", 1, seq, parity == 0, false)]).await.unwrap();
+                applied += out.iter().filter(|o| matches!(o, Outcome::Applied { event: Some(_) })).count();
+            }
+            applied
+        })
+    };
+    let (x, y) = (run(a.clone(), 0), run(b.clone(), 1));
+    let applied = x.await.unwrap() + y.await.unwrap();
+    let f = view(&a, id).await;
+    assert_eq!(f.version as usize, 2 + applied);
+    assert_eq!(a.events_after(start, 10_000).await.unwrap().len(), applied);
+    let desk = a.list_desks().await.unwrap().into_iter().find(|d| d.id == "desk-4").unwrap();
+    assert_eq!(desk.seq, Some(81), "the newest message wins");
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Any permutation of a desk's history, with duplicates, split into any batches, ends where the
+/// in-order application ends; replaying it all again changes nothing.
+async fn permutations_and_replays_are_idempotent(db: TestDb) {
+    let store = &db.store;
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    for trial in 0..6 {
+        let desk = format!("perm-{trial}");
+        let id = faculty_with_desk(store, &format!("Trial {trial}"), &desk).await;
+        // A history across two boots: announcements, wills, states and heartbeats.
+        let mut history = vec![online(&desk, 1, 0, false), online(&desk, 1, 1, true)];
+        for seq in 2..30 {
+            history.push(match rng.below(4) {
+                0 => Change::Message { desk: desk.clone(), message: DeskMessage::Heartbeat { clock: c(1, seq) } },
+                _ => state(&desk, 1, seq, rng.below(2) == 0, rng.below(3) == 0),
+            });
+        }
+        history.push(online(&desk, 2, 0, false));
+        history.push(online(&desk, 2, 1, true));
+        history.push(state(&desk, 2, 2, rng.below(2) == 0, false));
+        let expected = history.iter().fold(DeskRecord::default(), |r, ch| match ch {
+            Change::Message { message, .. } => match r.apply(*message) {
+                DeskUpdate::Applied { record, .. } => record,
+                DeskUpdate::Stale => r,
+            },
+            Change::TimeOut { .. } => r,
+        });
+        let mut shuffled = history.clone();
+        for _ in 0..10 {
+            shuffled.push(history[rng.below(history.len())].clone());
+        }
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.below(i + 1));
+        }
+        let mut rest = &shuffled[..];
+        while !rest.is_empty() {
+            let n = 1 + rng.below(rest.len().min(7));
+            store.apply(&rest[..n]).await.unwrap();
+            rest = &rest[n..];
+        }
+        let f = view(store, id).await;
+        assert_eq!((f.present, f.busy, f.desk_online), (expected.present, expected.busy, expected.online));
+        let events = store.newest_event_id().await.unwrap();
+        let out = store.apply(&history).await.unwrap();
+        assert!(out.iter().all(|o| *o == Outcome::Stale), "replay must be stale: {out:?}");
+        assert_eq!(view(store, id).await, f);
+        assert_eq!(store.newest_event_id().await.unwrap(), events);
+    }
+}
+
+async fn snapshot_cursor_and_event_log_agree(db: TestDb) {
+    let store = &db.store;
+    let a = faculty_with_desk(store, "A", "snap-a").await;
+    let b = faculty_with_desk(store, "B", "snap-b").await;
+    store.apply(&[online("snap-a", 1, 1, true), online("snap-b", 1, 1, true)]).await.unwrap();
+    let snap = store.snapshot().await.unwrap();
+    assert!(store.events_after(snap.cursor, 100).await.unwrap().is_empty());
+    store.apply(&[state("snap-a", 1, 2, true, false), state("snap-b", 1, 2, true, true)]).await.unwrap();
+    let events = store.events_after(snap.cursor, 100).await.unwrap();
+    let got: Vec<_> = events.iter().map(|e| (e.faculty.id, e.faculty.status, e.faculty.version)).collect();
+    assert_eq!(got, [(a, Status::Available, 3), (b, Status::Busy, 3)]);
+    // Applying the events to the snapshot gives the next snapshot.
+    let mut board = snap.faculty.clone();
+    for e in &events {
+        let slot = board.iter_mut().find(|f| f.id == e.faculty.id).unwrap();
+        *slot = e.faculty.clone();
+    }
+    let next = store.snapshot().await.unwrap();
+    assert_eq!(next.cursor, events.last().unwrap().id);
+    assert_eq!(board, next.faculty);
+    assert_eq!(store.events_after(snap.cursor, 1).await.unwrap().len(), 1, "limit is honoured");
+}
+
+async fn timeout_makes_a_silent_desk_offline(db: TestDb) {
+    let store = &db.store;
+    let id = faculty_with_desk(store, "Silent", "quiet").await;
+    let talk = faculty_with_desk(store, "Talker", "loud").await;
+    store.apply(&[online("quiet", 4, 1, true), state("quiet", 4, 2, true, false)]).await.unwrap();
+    let cutoff = store::now_ms() + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.apply(&[online("loud", 1, 1, true)]).await.unwrap();
+    assert_eq!(view(store, id).await.status, Status::Available);
+    let gone = store.time_out_silent_desks(cutoff).await.unwrap();
+    assert_eq!(gone, ["quiet"]);
+    let f = view(store, id).await;
+    assert_eq!((f.status, f.desk_online), (Status::Offline, false));
+    assert_eq!(view(store, talk).await.status, Status::Away, "a desk that spoke after the cutoff stays");
+    assert!(store.time_out_silent_desks(cutoff).await.unwrap().is_empty(), "already offline");
+    // The old connection's announcement cannot revive it; a reconnection does.
+    assert_eq!(store.apply(&[online("quiet", 4, 1, true)]).await.unwrap(), [Outcome::Stale]);
+    // (A reconnection leaves a new will, reserved at seq 3, with the broker and announces at 4.)
+    store.apply(&[online("quiet", 4, 4, true)]).await.unwrap();
+    assert_eq!(view(store, id).await.status, Status::Available);
+}
+
+async fn admin_errors_are_clear(db: TestDb) {
+    let store = &db.store;
+    let nf = |name: &str, email: Option<&str>| NewFaculty {
+        name: name.into(),
+        department: "Maths".into(),
+        email: email.map(Into::into),
+    };
+    let id = store.add_faculty(&nf("Emmy Noether", Some("emmy@uni.example"))).await.unwrap();
+    let err = store.add_faculty(&nf("Other", Some("emmy@uni.example"))).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("emmy@uni.example")), "{err}");
+    assert!(matches!(store.add_faculty(&nf("  ", None)).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.add_faculty(&nf("X", Some("no-at"))).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.add_desk("d 1", id).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.add_desk("d1", 99_999).await, Err(StoreError::NotFound(_))));
+    store.add_desk("d1", id).await.unwrap();
+    let err = store.add_desk("d2", id).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("already has desk d1")), "{err}");
+    let other = store.add_faculty(&nf("Sofia Kovalevskaya", None)).await.unwrap();
+    let err = store.add_desk("d1", other).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("exists already")), "{err}");
+    let desks = store.list_desks().await.unwrap();
+    assert_eq!(desks.len(), 1);
+    assert_eq!((desks[0].faculty_id, desks[0].online, desks[0].boot), (Some(id), false, None));
+}
