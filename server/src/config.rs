@@ -1,8 +1,9 @@
-//! Command-line and environment configuration. Every option has an environment variable.
+//! Command-line and environment configuration. Every server option has an environment variable.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// ConsultEase: live faculty availability and consultation requests.
 #[derive(Debug, Parser)]
@@ -12,8 +13,9 @@ pub struct Cli {
     #[arg(long, env = "CONSULTEASE_DATABASE_URL", default_value = "sqlite://data/consultease.db", global = true)]
     pub database_url: String,
 
-    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info`, `server=debug,sqlx=warn`).
-    #[arg(long, env = "CONSULTEASE_LOG", default_value = "info", global = true)]
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `debug`, `info,rumqttd=warn` to see the
+    /// embedded broker's own log).
+    #[arg(long, env = "CONSULTEASE_LOG", default_value = "info,rumqttd=off", global = true)]
     pub log: String,
 
     #[command(subcommand)]
@@ -22,14 +24,43 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the web app (the default when no command is given).
+    /// Serve the web app and ingest desk messages (the default when no command is given).
     Serve(ServeArgs),
+    /// Manage faculty members.
+    #[command(subcommand)]
+    Faculty(FacultyCmd),
+    /// Manage desk units.
+    #[command(subcommand)]
+    Desk(DeskCmd),
 }
 
-impl Default for Command {
-    fn default() -> Self {
-        Command::Serve(ServeArgs::parse_from(["serve"]))
-    }
+#[derive(Debug, Subcommand)]
+pub enum FacultyCmd {
+    /// Add a faculty member; prints the new id.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        department: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List faculty members with their current status.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeskCmd {
+    /// Register a desk unit and bind it to a faculty member (one desk per faculty member).
+    Add {
+        /// The desk's id, as in its MQTT topics (1-64 of A-Z a-z 0-9 _ -).
+        desk: String,
+        /// The faculty member's id (see `consultease faculty list`).
+        #[arg(long)]
+        faculty: i64,
+    },
+    /// List desk units: online, last seen, boot/seq.
+    List,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -41,15 +72,103 @@ pub struct ServeArgs {
     /// Folder with the built browser bundle (`pkg/`), as written by `cargo xtask build`.
     #[arg(long, env = "CONSULTEASE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
 }
 
-impl ServeArgs {
-    fn parse_from<I: IntoIterator<Item = &'static str>>(args: I) -> Self {
+#[derive(Debug, Clone, Args)]
+pub struct MqttArgs {
+    /// External MQTT broker, `mqtt://[user[:pass]@]host[:port]`. Without it an embedded broker
+    /// is started on --mqtt-bind.
+    #[arg(long, env = "CONSULTEASE_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+
+    /// Where the embedded broker listens (port 0: any free port). Ignored with --mqtt-url.
+    #[arg(long, env = "CONSULTEASE_MQTT_BIND", default_value = "127.0.0.1:1883")]
+    pub mqtt_bind: SocketAddr,
+
+    /// Topic prefix of the desk protocol (`PREFIX/desk/{desk}/state`, …).
+    #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
+    pub mqtt_prefix: String,
+
+    /// MQTT client id of the server: keep it stable, the broker keeps its session (and the
+    /// messages that arrive while the server is down) under it.
+    #[arg(long, env = "CONSULTEASE_MQTT_CLIENT_ID", default_value = "consultease-server")]
+    pub mqtt_client_id: String,
+
+    /// A desk that sent nothing for this long is offline, as if its last will arrived
+    /// (e.g. `90s`, `2m`, `500ms`; a bare number is seconds).
+    #[arg(long, env = "CONSULTEASE_DESK_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
+    pub desk_timeout: Duration,
+
+    /// Most desk messages committed in one transaction.
+    #[arg(long, env = "CONSULTEASE_BATCH_MAX", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch_max: u64,
+
+    /// How long a batch waits for more messages once one arrived (e.g. `2ms`).
+    #[arg(long, env = "CONSULTEASE_BATCH_DELAY", default_value = "2ms", value_parser = parse_duration)]
+    pub batch_delay: Duration,
+}
+
+/// `90s`, `2m`, `500ms`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 500ms or 2m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['+', '#']) || s.starts_with('/') || s.ends_with('/') {
+        return Err("the prefix must be non-empty, without + or #, and not start or end with /".into());
+    }
+    Ok(s.to_owned())
+}
+
+impl Default for Command {
+    fn default() -> Self {
         #[derive(Parser)]
         struct Only {
             #[command(flatten)]
             args: ServeArgs,
         }
-        Only::parse_from(args).args
+        Command::Serve(Only::parse_from(["serve"]).args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(parse_prefix("campus/a").is_ok());
+        for bad in ["", "a/+", "#", "/a", "a/"] {
+            assert!(parse_prefix(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,20 +1,42 @@
-//! The `consultease` binary's parts: configuration, the HTTP layer, and the admin CLI.
+//! The `consultease` binary's parts: configuration, the HTTP layer, the MQTT adapter, the admin CLI.
 
+pub mod cli;
 pub mod config;
 pub mod http;
+pub mod mqtt;
 pub mod telemetry;
 
 use anyhow::Context;
-use config::{Cli, Command};
+use config::{Cli, Command, MqttArgs};
 
 /// Runs what the command line asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or_default() {
-        Command::Serve(args) => {
-            let store = store::Store::connect(&cli.database_url)
-                .await
-                .with_context(|| format!("opening the database at {}", cli.database_url))?;
-            http::serve(args, store).await
-        }
+    let command = cli.command.unwrap_or_default();
+    let store = store::Store::connect(&cli.database_url)
+        .await
+        .with_context(|| format!("opening the database at {}", cli.database_url))?;
+    let mut out = std::io::stdout();
+    match command {
+        Command::Serve(args) => http::serve(args, store).await,
+        Command::Faculty(cmd) => cli::faculty(&store, cmd, &mut out).await,
+        Command::Desk(cmd) => cli::desk(&store, cmd, &mut out).await,
+    }
+}
+
+impl MqttArgs {
+    /// Resolves the broker: the external one named by --mqtt-url, or starts the embedded one.
+    pub fn start_broker(&self) -> anyhow::Result<mqtt::MqttConfig> {
+        let broker = match &self.mqtt_url {
+            Some(url) => mqtt::BrokerAddr::parse(url).map_err(anyhow::Error::msg)?,
+            None => mqtt::BrokerAddr::local(mqtt::start_embedded_broker(self.mqtt_bind)?),
+        };
+        Ok(mqtt::MqttConfig {
+            broker,
+            prefix: self.mqtt_prefix.clone(),
+            client_id: self.mqtt_client_id.clone(),
+            desk_timeout: self.desk_timeout,
+            batch_max: usize::try_from(self.batch_max).unwrap_or(512),
+            batch_delay: self.batch_delay,
+        })
     }
 }

@@ -1,5 +1,6 @@
 use super::{AppState, HttpError};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -13,8 +14,18 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready to serve: the database answers (503 otherwise).
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, HttpError> {
+/// Ready to serve: the database answers and (when ingesting) the MQTT broker is connected; 503
+/// otherwise, with what is missing.
+async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), HttpError> {
     state.store.ping().await?;
-    Ok(Json(json!({ "status": "ready", "database": "ok" })))
+    let mqtt = state.ingest.as_ref().map(|s| s.connected.load(std::sync::atomic::Ordering::Relaxed));
+    let body = match mqtt {
+        None => json!({ "status": "ready", "database": "ok" }),
+        Some(true) => json!({ "status": "ready", "database": "ok", "mqtt": "connected" }),
+        Some(false) => {
+            let body = json!({ "status": "not ready", "database": "ok", "mqtt": "disconnected" });
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)));
+        }
+    };
+    Ok((StatusCode::OK, Json(body)))
 }

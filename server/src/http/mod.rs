@@ -4,10 +4,12 @@
 mod assets;
 mod error;
 mod health;
+mod metrics;
 
 pub use error::HttpError;
 
 use crate::config::ServeArgs;
+use crate::mqtt::IngestStats;
 use anyhow::Context;
 use app::{App, Assets, ssr::AppContext};
 use axum::Router;
@@ -15,6 +17,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -29,6 +32,8 @@ pub struct AppState {
     pub site_root: PathBuf,
     /// Cancelled when the server shuts down: long-lived responses end on it.
     pub shutdown: CancellationToken,
+    /// The MQTT ingest's counters and connection state (`None` when not ingesting, as in tests).
+    pub ingest: Option<Arc<IngestStats>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -45,7 +50,15 @@ impl AppState {
             .site_pkg_dir("pkg")
             .build();
         let assets = assets::read_manifest(&site_root);
-        AppState { store, started: Instant::now(), leptos, assets, site_root, shutdown: CancellationToken::new() }
+        AppState {
+            store,
+            started: Instant::now(),
+            leptos,
+            assets,
+            site_root,
+            shutdown: CancellationToken::new(),
+            ingest: None,
+        }
     }
 
     fn app_context(&self) -> AppContext {
@@ -67,6 +80,7 @@ pub fn app(state: AppState) -> Router {
     };
     Router::new()
         .merge(health::routes())
+        .merge(metrics::routes())
         .nest_service("/pkg", assets::pkg_service(&state))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
@@ -77,9 +91,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Binds `args.bind` and serves until SIGINT/SIGTERM, then drains open requests.
+/// Starts the MQTT ingest, binds `args.bind` and serves until SIGINT/SIGTERM, then drains open
+/// requests and ends long-lived streams.
 pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
-    let state = AppState::new(store.clone(), args.site_root.clone());
+    let mut state = AppState::new(store.clone(), args.site_root.clone());
+    let mqtt = args.mqtt.start_broker()?;
+    tracing::info!(broker = %format!("{}:{}", mqtt.broker.host, mqtt.broker.port), prefix = %mqtt.prefix, "ingesting desk messages");
+    let ingest = crate::mqtt::start(mqtt, store.clone(), state.shutdown.clone());
+    state.ingest = Some(ingest.stats.clone());
     if state.assets.is_none() {
         tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
     }
