@@ -1,0 +1,447 @@
+//! The ingest over a real broker: the embedded one, and Mosquitto (CONSULTEASE_TEST_MQTT_URL,
+//! default mqtt://127.0.0.1:1883) when reachable. A plain MQTT client publishes as a desk would.
+//! With CONSULTEASE_REQUIRE_SERVICES=1 an unreachable Mosquitto fails the tests instead of skipping.
+
+use domain::Status;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use server::mqtt::{self, BrokerAddr, IngestHandle, MqttConfig};
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use store::{NewFaculty, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug)]
+enum Broker {
+    Embedded,
+    Mosquitto,
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    format!("{}-{}-{}", std::process::id(), t % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn embedded() -> BrokerAddr {
+    static ADDR: OnceLock<BrokerAddr> = OnceLock::new();
+    ADDR.get_or_init(|| {
+        let addr = mqtt::start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap();
+        BrokerAddr::local(addr)
+    })
+    .clone()
+}
+
+async fn mosquitto() -> Option<BrokerAddr> {
+    let url = std::env::var("CONSULTEASE_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
+    let addr = BrokerAddr::parse(&url).unwrap();
+    let required = std::env::var("CONSULTEASE_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    match tokio::net::TcpStream::connect((addr.host.as_str(), addr.port)).await {
+        Ok(_) => Some(addr),
+        Err(e) if required => {
+            panic!("Mosquitto required (CONSULTEASE_REQUIRE_SERVICES=1) but {url} is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: MQTT broker at {url} unreachable ({e})");
+            None
+        }
+    }
+}
+
+/// A store, a broker, and the server's ingest (stoppable and restartable, like the server).
+struct Harness {
+    store: Store,
+    broker: BrokerAddr,
+    prefix: String,
+    client_id: String,
+    timeout: Duration,
+    ingest: Option<(IngestHandle, CancellationToken)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(broker: Broker, timeout: Duration) -> Option<Harness> {
+        let broker = match broker {
+            Broker::Embedded => embedded(),
+            Broker::Mosquitto => mosquitto().await?,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display())).await.unwrap();
+        let id = unique();
+        let mut h = Harness {
+            store,
+            broker,
+            prefix: format!("test-{id}"),
+            client_id: format!("consultease-test-{id}"),
+            timeout,
+            ingest: None,
+            _dir: dir,
+        };
+        h.start().await;
+        Some(h)
+    }
+
+    async fn start(&mut self) {
+        let config = MqttConfig {
+            broker: self.broker.clone(),
+            prefix: self.prefix.clone(),
+            client_id: self.client_id.clone(),
+            desk_timeout: self.timeout,
+            batch_max: 64,
+            batch_delay: Duration::from_millis(2),
+        };
+        let token = CancellationToken::new();
+        let handle = mqtt::start(config, self.store.clone(), token.clone());
+        let stats = handle.stats.clone();
+        self.ingest = Some((handle, token));
+        eventually("the ingest subscribes", || {
+            let s = stats.clone();
+            async move { s.subscribed.load(Relaxed) }
+        })
+        .await;
+    }
+
+    /// Stops the ingest as a server shutdown would (the broker keeps the session).
+    async fn stop(&mut self) {
+        if let Some((_, token)) = self.ingest.take() {
+            token.cancel();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn stats(&self) -> &mqtt::IngestStats {
+        &self.ingest.as_ref().unwrap().0.stats
+    }
+
+    async fn faculty(&self, name: &str, desk: &str) -> i64 {
+        let id = self
+            .store
+            .add_faculty(&NewFaculty { name: name.into(), department: "Engineering".into(), email: None })
+            .await
+            .unwrap();
+        self.store.add_desk(desk, id).await.unwrap();
+        id
+    }
+
+    async fn view(&self, id: i64) -> domain::FacultyView {
+        self.store.snapshot().await.unwrap().faculty.into_iter().find(|f| f.id == id).unwrap()
+    }
+
+    async fn wait_status(&self, id: i64, status: Status) -> domain::FacultyView {
+        eventually(&format!("faculty {id} becomes {status}"), || async move { self.view(id).await.status == status })
+            .await;
+        self.view(id).await
+    }
+
+    /// Waits until the ingest has handled `n` messages in total (applied, stale or rejected).
+    async fn wait_handled(&self, n: u64) {
+        eventually(&format!("{n} messages handled"), || async move {
+            let s = self.stats();
+            let rejected: u64 = s.rejected_by_reason().map(|(_, n)| n).sum();
+            s.applied.load(Relaxed) + s.stale.load(Relaxed) + rejected >= n
+        })
+        .await;
+    }
+
+    /// A desk unit as docs/PROTOCOL.md describes it: last will reserved at `seq`, announcement at
+    /// `seq + 1`.
+    async fn desk(&self, id: &str, boot: u32, seq: u64) -> Desk {
+        let topic = |kind: &str| format!("{}/desk/{id}/{kind}", self.prefix);
+        let mut opts = MqttOptions::new(format!("desk-{id}-{}", unique()), &self.broker.host, self.broker.port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let will = format!(r#"{{"boot":{boot},"seq":{seq},"online":false}}"#);
+        opts.set_last_will(LastWill::new(topic("online"), will, QoS::AtLeastOnce, true));
+        let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        ready_rx.await.unwrap();
+        let mut desk = Desk { client, prefix: self.prefix.clone(), id: id.into(), boot, seq, task };
+        desk.publish("online", r#""online":true"#, true).await;
+        desk
+    }
+}
+
+struct Desk {
+    client: AsyncClient,
+    prefix: String,
+    id: String,
+    boot: u32,
+    seq: u64,
+    task: JoinHandle<()>,
+}
+
+impl Desk {
+    /// Publishes the next message of this desk's clock with extra JSON `fields`.
+    async fn publish(&mut self, kind: &str, fields: &str, retain: bool) -> u64 {
+        self.seq += 1;
+        let payload = format!(r#"{{"boot":{},"seq":{},{fields}}}"#, self.boot, self.seq);
+        self.raw(kind, payload.into_bytes(), retain).await;
+        self.seq
+    }
+
+    async fn state(&mut self, present: bool, busy: bool) -> u64 {
+        self.publish("state", &format!(r#""present":{present},"busy":{busy}"#), true).await
+    }
+
+    /// Publishes exactly `payload` (for replays and malformed input).
+    async fn raw(&self, kind: &str, payload: Vec<u8>, retain: bool) {
+        let topic = format!("{}/desk/{}/{kind}", self.prefix, self.id);
+        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await.unwrap();
+    }
+
+    fn state_payload(&self, seq: u64, present: bool, busy: bool) -> Vec<u8> {
+        format!(r#"{{"boot":{},"seq":{seq},"present":{present},"busy":{busy}}}"#, self.boot).into_bytes()
+    }
+
+    /// Drops the connection without a DISCONNECT, as a desk losing power does: the broker then
+    /// publishes the will.
+    fn kill(self) {
+        self.task.abort();
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+macro_rules! over_brokers {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$case(Broker::Embedded).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto() {
+                super::$case(Broker::Mosquitto).await;
+            }
+        }
+    )*};
+}
+
+over_brokers!(
+    state_is_committed_with_its_version,
+    duplicates_and_reordered_messages_change_nothing,
+    messages_published_while_the_server_is_down_are_applied_after_it_starts,
+    malformed_payloads_are_counted_and_change_nothing,
+    last_will_makes_the_desk_offline,
+    silence_makes_the_desk_offline,
+    defect1_a_dead_desk_does_not_stay_available,
+    defect2_old_queued_statuses_after_a_reconnect_do_not_win,
+    defect3_a_burst_for_one_faculty_member_ends_in_order,
+);
+
+const LONG: Duration = Duration::from_secs(3600);
+
+async fn state_is_committed_with_its_version(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Ada", "d1").await;
+    let mut desk = h.desk("d1", 7, 0).await;
+    let f = h.wait_status(id, Status::Away).await;
+    assert_eq!((f.version, f.desk_online), (2, true));
+    desk.state(true, false).await;
+    let f = h.wait_status(id, Status::Available).await;
+    assert_eq!(f.version, 3);
+    desk.state(true, true).await;
+    assert_eq!(h.wait_status(id, Status::Busy).await.version, 4);
+    // A heartbeat is recorded on the desk but changes no faculty version.
+    desk.publish("heartbeat", r#""uptime_s":12,"rssi":-61"#, false).await;
+    h.wait_handled(4).await;
+    assert_eq!(h.view(id).await.version, 4);
+    let d = h.store.list_desks().await.unwrap().pop().unwrap();
+    assert_eq!((d.boot, d.seq), (Some(7), Some(4)));
+}
+
+async fn duplicates_and_reordered_messages_change_nothing(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Alan", "d2").await;
+    let mut desk = h.desk("d2", 3, 0).await;
+    let s2 = desk.state(true, false).await;
+    let s3 = desk.state(false, false).await;
+    let before = h.wait_status(id, Status::Away).await;
+    assert_eq!(before.version, 4);
+    let events = h.store.newest_event_id().await.unwrap();
+    // The same messages again, and older ones, in a different order.
+    desk.raw("state", desk.state_payload(s3, false, false), false).await;
+    desk.raw("state", desk.state_payload(s2, true, false), false).await;
+    desk.raw("state", desk.state_payload(s2 - 1, true, true), false).await;
+    desk.raw("online", br#"{"boot":2,"seq":9,"online":false}"#.to_vec(), false).await;
+    h.wait_handled(7).await;
+    assert_eq!(h.stats().stale.load(Relaxed), 4);
+    assert_eq!(h.view(id).await, before);
+    assert_eq!(h.store.newest_event_id().await.unwrap(), events);
+}
+
+async fn messages_published_while_the_server_is_down_are_applied_after_it_starts(broker: Broker) {
+    let Some(mut h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Grace", "d3").await;
+    let mut desk = h.desk("d3", 1, 0).await;
+    h.wait_status(id, Status::Away).await;
+    h.stop().await;
+    desk.state(true, false).await;
+    desk.state(true, true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.view(id).await.status, Status::Away, "nobody is ingesting");
+    h.start().await;
+    let f = h.wait_status(id, Status::Busy).await;
+    assert_eq!(f.version, 4, "both queued changes were applied, in order");
+}
+
+async fn malformed_payloads_are_counted_and_change_nothing(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Katherine", "d4").await;
+    let mut desk = h.desk("d4", 1, 0).await;
+    desk.state(true, false).await;
+    let before = h.wait_status(id, Status::Available).await;
+    let bad: [(&str, Vec<u8>); 6] = [
+        ("state", b"{not json".to_vec()),
+        ("state", br#"{"boot":1,"present":false}"#.to_vec()),
+        ("state", br#"{"boot":1,"seq":"9","present":false}"#.to_vec()),
+        ("online", br#"{"boot":1,"seq":9}"#.to_vec()),
+        ("state", vec![b' '; 5000]),
+        ("reboot", br#"{"boot":1,"seq":9}"#.to_vec()),
+    ];
+    for (kind, payload) in bad {
+        desk.raw(kind, payload, false).await;
+    }
+    let ghost = Desk {
+        client: desk.client.clone(),
+        prefix: h.prefix.clone(),
+        id: "ghost".into(),
+        boot: 1,
+        seq: 0,
+        task: tokio::spawn(async {}),
+    };
+    ghost.raw("state", ghost.state_payload(1, true, true), false).await;
+    h.wait_handled(9).await;
+    let s = h.stats();
+    let got: Vec<(&str, u64)> = s.rejected_by_reason().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(
+        got,
+        [
+            ("bad_topic", 1),
+            ("too_large", 1),
+            ("malformed_json", 1),
+            ("missing_field", 2),
+            ("wrong_type", 1),
+            ("unknown_desk", 1)
+        ]
+    );
+    assert_eq!(h.view(id).await, before);
+    // The desk keeps working afterwards.
+    desk.state(false, false).await;
+    h.wait_status(id, Status::Away).await;
+}
+
+async fn last_will_makes_the_desk_offline(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Hedy", "d5").await;
+    let mut desk = h.desk("d5", 2, 0).await;
+    desk.state(true, false).await;
+    h.wait_status(id, Status::Available).await;
+    desk.kill();
+    let f = h.wait_status(id, Status::Offline).await;
+    assert!(!f.desk_online);
+    // Back after a power cycle: new boot, new will, new announcement.
+    let mut desk = h.desk("d5", 3, 0).await;
+    desk.state(true, false).await;
+    h.wait_status(id, Status::Available).await;
+}
+
+async fn silence_makes_the_desk_offline(broker: Broker) {
+    let Some(h) = Harness::new(broker, Duration::from_millis(1500)).await else { return };
+    let id = h.faculty("Barbara", "d6").await;
+    let mut desk = h.desk("d6", 1, 0).await;
+    desk.state(true, false).await;
+    h.wait_status(id, Status::Available).await;
+    // The desk stays connected but says nothing (its firmware hung).
+    let f = h.wait_status(id, Status::Offline).await;
+    assert!(!f.desk_online);
+    assert!(h.stats().desks_timed_out.load(Relaxed) >= 1);
+}
+
+/// Original defect 1: a dead desk showed "available" forever (retained status, no will, no
+/// staleness check). Here its will ends it, and the retained "present" it left behind, delivered
+/// again to a restarted server, cannot bring it back.
+async fn defect1_a_dead_desk_does_not_stay_available(broker: Broker) {
+    let Some(mut h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Edsger", "d7").await;
+    let mut desk = h.desk("d7", 5, 0).await;
+    desk.state(true, false).await;
+    h.wait_status(id, Status::Available).await;
+    desk.kill();
+    h.wait_status(id, Status::Offline).await;
+    h.stop().await;
+    h.client_id = format!("consultease-test-{}", unique()); // a fresh session gets the retained messages
+    h.start().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.view(id).await.status, Status::Offline);
+}
+
+/// Original defect 2: after a reconnect, the unit flushed old queued statuses after the fresh one.
+/// With (boot, seq) clocks the fresh status stands, within a boot and across a reboot.
+async fn defect2_old_queued_statuses_after_a_reconnect_do_not_win(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Frances", "d8").await;
+    let mut desk = h.desk("d8", 1, 0).await;
+    let fresh = desk.state(true, true).await + 5;
+    desk.raw("state", desk.state_payload(fresh, false, false), true).await; // fresh: away
+    for seq in (fresh - 4)..fresh {
+        desk.raw("state", desk.state_payload(seq, true, seq % 2 == 0), false).await; // the old queue
+    }
+    h.wait_handled(7).await;
+    assert_eq!(h.view(id).await.status, Status::Away);
+    // A reboot: seq restarts, boot counts up; the previous boot's queue cannot win either.
+    let mut rebooted = h.desk("d8", 2, 0).await;
+    rebooted.state(true, false).await;
+    desk.raw("state", desk.state_payload(fresh + 100, false, true), false).await;
+    h.wait_handled(10).await;
+    assert_eq!(h.view(id).await.status, Status::Available);
+}
+
+/// Original defect 3: status messages for one faculty member were handled in parallel, out of
+/// order. A burst ends in the state of its newest message, every change committed once, in order.
+async fn defect3_a_burst_for_one_faculty_member_ends_in_order(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Barbara", "d9").await;
+    let mut desk = h.desk("d9", 1, 0).await;
+    h.wait_status(id, Status::Away).await;
+    let start = h.store.newest_event_id().await.unwrap();
+    for i in 0..200 {
+        desk.state(i % 2 == 0, false).await;
+    }
+    desk.state(true, true).await;
+    h.wait_status(id, Status::Busy).await;
+    let events = h.store.events_after(start, 1000).await.unwrap();
+    assert_eq!(events.len(), 201);
+    let versions: Vec<i64> = events.iter().map(|e| e.faculty.version).collect();
+    assert!(versions.windows(2).all(|w| w[1] == w[0] + 1), "consecutive versions");
+    assert_eq!(h.view(id).await.version, 203);
+}
