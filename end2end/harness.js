@@ -28,19 +28,24 @@ export function freePort() {
   });
 }
 
-/** Starts `consultease serve` on a free port with a fresh SQLite database; waits until ready. */
+/** Starts `consultease serve` (HTTP and embedded MQTT broker on free ports, a fresh SQLite
+ * database); waits until ready. */
 export async function startServer(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'consultease-e2e-'));
   const port = await freePort();
+  const mqttPort = await freePort();
   const server = {
     dir,
     port,
+    mqttPort,
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
     url: `http://127.0.0.1:${port}`,
     databaseUrl: `sqlite://${dir}/db.sqlite`,
     proc: null,
     log: '',
     async start() {
-      this.proc = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--site-root', SITE, ...extraArgs], {
+      const args = ['serve', '--bind', `127.0.0.1:${port}`, '--mqtt-bind', `127.0.0.1:${mqttPort}`, '--site-root', SITE];
+      this.proc = spawn(BIN, [...args, ...extraArgs], {
         env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl, CONSULTEASE_LOG: 'info' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

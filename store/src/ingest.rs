@@ -5,6 +5,7 @@ use crate::{Result, Store, StoreError, now_ms};
 use domain::status::DeskInputs;
 use domain::{DeskMessage, DeskRecord, DeskUpdate, FacultyEvent, FacultyView};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,18 +96,20 @@ impl Store {
             let mut events = Vec::new();
             for change in changes {
                 let id = change.desk();
-                if !desks.contains_key(id) {
-                    let row: Option<DeskRow> =
-                        sqlx::query_as(&desk_sql).bind(id).fetch_optional(&mut *tx).await?;
-                    match row {
-                        Some(row) => desks.insert(id, (row, false)),
-                        None => {
-                            outcomes.push(Outcome::UnknownDesk);
-                            continue;
+                let (desk, dirty) = match desks.entry(id) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let row: Option<DeskRow> =
+                            sqlx::query_as(&desk_sql).bind(id).fetch_optional(&mut *tx).await?;
+                        match row {
+                            Some(row) => e.insert((row, false)),
+                            None => {
+                                outcomes.push(Outcome::UnknownDesk);
+                                continue;
+                            }
                         }
-                    };
-                }
-                let Some((desk, dirty)) = desks.get_mut(id) else { continue };
+                    }
+                };
                 let record = desk.record()?;
                 let (next, visible, source, clock) = match change {
                     Change::Message { message, .. } => match record.apply(*message) {
@@ -135,11 +138,12 @@ impl Store {
                 *dirty = true;
                 let mut event = None;
                 if let (true, Some(fid)) = (visible, desk.faculty_id) {
-                    if !faculty.contains_key(&fid) {
-                        let row: FacultyRow = sqlx::query_as(&faculty_sql).bind(fid).fetch_one(&mut *tx).await?;
-                        faculty.insert(fid, row);
-                    }
-                    let Some(f) = faculty.get_mut(&fid) else { continue };
+                    let f = match faculty.entry(fid) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => {
+                            e.insert(sqlx::query_as(&faculty_sql).bind(fid).fetch_one(&mut *tx).await?)
+                        }
+                    };
                     let ev = faculty_changed(f, &next, desk.last_seen, now)?;
                     let res = sqlx::query(
                         "UPDATE faculty SET status = $1, present = $2, busy = $3, desk_online = $4, changed_at = $5, \

@@ -245,7 +245,7 @@ async fn sweep(
             _ = tick.tick() => {}
         }
         let since = connected_since.lock().ok().and_then(|g| *g);
-        if !since.is_some_and(|s| s.elapsed() >= timeout) {
+        if since.is_none_or(|s| s.elapsed() < timeout) {
             continue;
         }
         let cutoff = store::now_ms() - i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
