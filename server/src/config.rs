@@ -73,6 +73,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSULTEASE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
+    /// A live stream resuming further back than this many events gets a fresh snapshot instead.
+    #[arg(long, env = "CONSULTEASE_MAX_REPLAY", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_replay: i64,
+
     #[command(flatten)]
     pub mqtt: MqttArgs,
 }

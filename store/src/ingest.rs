@@ -45,6 +45,7 @@ impl Store {
     /// so a retry can never apply a change twice.
     pub async fn apply(&self, changes: &[Change]) -> Result<Vec<Outcome>> {
         let mut attempt = 0;
+        let _order = self.write_order.lock().await;
         loop {
             match self.try_apply(changes).await {
                 Ok((outcomes, events)) => {

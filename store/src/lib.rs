@@ -35,6 +35,7 @@ pub use ingest::{Change, Outcome};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -56,6 +57,10 @@ pub enum Backend {
 pub struct Store {
     db: Db,
     bus: EventBus,
+    /// Held from a write transaction's start until its events are published, so that this
+    /// process publishes events in commit (= id) order. Writers are serialised by the database
+    /// anyway (SQLite's single writer, PostgreSQL's event-log lock), so this costs no concurrency.
+    write_order: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Current time in Unix milliseconds.
@@ -100,7 +105,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Store { db, bus: EventBus::new(4096) })
+        Ok(Store { db, bus: EventBus::new(4096), write_order: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -113,6 +118,12 @@ impl Store {
     /// The after-commit event bus.
     pub fn bus(&self) -> &EventBus {
         &self.bus
+    }
+
+    /// Replaces the event bus with one of `capacity` (a receiver further behind than that lags).
+    pub fn with_bus_capacity(mut self, capacity: usize) -> Store {
+        self.bus = EventBus::new(capacity);
+        self
     }
 
     /// A round trip to the database (for `/readyz`).

@@ -4,6 +4,7 @@
 mod assets;
 mod error;
 mod health;
+mod live;
 mod metrics;
 
 pub use error::HttpError;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The MQTT ingest's counters and connection state (`None` when not ingesting, as in tests).
     pub ingest: Option<Arc<IngestStats>>,
+    /// A stream resuming further back than this many events gets a snapshot instead.
+    pub max_replay: i64,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -58,6 +61,7 @@ impl AppState {
             site_root,
             shutdown: CancellationToken::new(),
             ingest: None,
+            max_replay: 1000,
         }
     }
 
@@ -81,6 +85,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics::routes())
+        .route("/api/faculty", axum::routing::get(live::faculty))
+        .route("/api/events", axum::routing::get(live::events))
         .nest_service("/pkg", assets::pkg_service(&state))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
@@ -95,6 +101,7 @@ pub fn app(state: AppState) -> Router {
 /// requests and ends long-lived streams.
 pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
     let mut state = AppState::new(store.clone(), args.site_root.clone());
+    state.max_replay = args.max_replay;
     let mqtt = args.mqtt.start_broker()?;
     tracing::info!(broker = %format!("{}:{}", mqtt.broker.host, mqtt.broker.port), prefix = %mqtt.prefix, "ingesting desk messages");
     let ingest = crate::mqtt::start(mqtt, store.clone(), state.shutdown.clone());

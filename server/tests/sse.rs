@@ -1,0 +1,258 @@
+//! The live stream over real HTTP: snapshot + cursor, replay then live with no gap or duplicate,
+//! snapshots for lagging or far-behind clients, and shutdown.
+
+use domain::{DeskClock, DeskMessage};
+use futures::StreamExt;
+use server::http::{AppState, app};
+use std::time::Duration;
+use store::{Change, NewFaculty, Store};
+
+struct Server {
+    url: String,
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn server(bus_capacity: usize, max_replay: i64) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+        .await
+        .unwrap()
+        .with_bus_capacity(bus_capacity);
+    let mut state = AppState::new(store, dir.path().join("site"));
+    state.max_replay = max_replay;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(state.clone());
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await.unwrap();
+    });
+    Server { url, state, _dir: dir }
+}
+
+async fn desks(store: &Store, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = store
+            .add_faculty(&NewFaculty { name: format!("Faculty {i}"), department: "Dept".into(), email: None })
+            .await
+            .unwrap();
+        let desk = format!("desk-{i}");
+        store.add_desk(&desk, id).await.unwrap();
+        store
+            .apply(&[Change::Message {
+                desk: desk.clone(),
+                message: DeskMessage::Online { clock: DeskClock::new(1, 1), online: true },
+            }])
+            .await
+            .unwrap();
+        ids.push(desk);
+    }
+    ids
+}
+
+fn state_change(desk: &str, seq: u64) -> Change {
+    Change::Message {
+        desk: desk.into(),
+        message: DeskMessage::State { clock: DeskClock::new(1, seq), present: seq % 2 == 0, busy: seq % 3 == 0 },
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SseEvent {
+    id: Option<String>,
+    event: String,
+    data: String,
+}
+
+/// A minimal SSE client: yields parsed events (comments and retry-only blocks skipped).
+struct SseClient {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseClient {
+    async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        SseClient { body: Box::pin(res.bytes_stream()), buf: String::new() }
+    }
+
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent { id: None, event: "message".into(), data: String::new() };
+                let mut has_data = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        ev.id = Some(v.trim().into());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        ev.event = v.trim().into();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        ev.data.push_str(v.trim_start());
+                        has_data = true;
+                    }
+                }
+                if has_data {
+                    return Some(ev);
+                }
+                continue;
+            }
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("stream stalled")?;
+            self.buf.push_str(std::str::from_utf8(&chunk.ok()?).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faculty_endpoint_is_a_snapshot_with_a_cursor() {
+    let s = server(4096, 1000).await;
+    desks(&s.state.store, 2).await;
+    let body: serde_json::Value = reqwest::get(format!("{}/api/faculty", s.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(body["cursor"], 2);
+    let f = &body["faculty"][0];
+    for key in
+        ["id", "name", "department", "status", "present", "busy", "desk_online", "last_seen", "changed_at", "version"]
+    {
+        assert!(f.get(key).is_some(), "missing {key} in {f}");
+    }
+    assert_eq!((f["status"].as_str(), f["version"].as_i64()), (Some("away"), Some(2)));
+}
+
+/// Subscribe with a cursor in the middle of a burst of concurrent changes: replay plus live events
+/// are exactly the committed events after the cursor, in order, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_opened_mid_burst_gets_every_later_event_once_in_order() {
+    let s = server(4096, 100_000).await;
+    let store = s.state.store.clone();
+    let ids = desks(&store, 4).await;
+    let mut writers = Vec::new();
+    for desk in ids.clone() {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for seq in 2..152u64 {
+                store.apply(&[state_change(&desk, seq)]).await.unwrap();
+            }
+        }));
+    }
+    // Wait until the burst is well under way, then join it at its current cursor.
+    while store.newest_event_id().await.unwrap() < 100 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let cursor = store.newest_event_id().await.unwrap();
+    let mut client = SseClient::connect(&format!("{}/api/events?after={cursor}", s.url), None).await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    let newest = store.newest_event_id().await.unwrap();
+    let expected = store.events_after(cursor, 100_000).await.unwrap();
+    assert!(expected.len() > 100, "the stream must straddle replay and live ({} events)", expected.len());
+    let mut got = Vec::new();
+    while got.last().map_or(true, |(id, _): &(i64, serde_json::Value)| *id < newest) {
+        let ev = client.next().await.expect("stream ended early");
+        assert_eq!(ev.event, "faculty");
+        got.push((ev.id.unwrap().parse().unwrap(), serde_json::from_str(&ev.data).unwrap()));
+    }
+    let want: Vec<(i64, serde_json::Value)> =
+        expected.iter().map(|e| (e.id, serde_json::to_value(&e.faculty).unwrap())).collect();
+    assert_eq!(got, want);
+}
+
+/// A client whose receiver lags behind the bus gets a snapshot, then live events — never silence.
+#[tokio::test]
+async fn a_lagging_client_gets_a_snapshot() {
+    let s = server(8, 1000).await;
+    let store = s.state.store.clone();
+    let ids = desks(&store, 1).await;
+    let cursor = store.newest_event_id().await.unwrap();
+    let mut client = SseClient::connect(&format!("{}/api/events?after={cursor}", s.url), None).await;
+    // One transaction publishing 50 events: on this single-threaded runtime the stream cannot run
+    // while they are published, so its receiver (capacity 8) lags.
+    let burst: Vec<Change> = (2..52).map(|seq| state_change(&ids[0], seq)).collect();
+    store.apply(&burst).await.unwrap();
+    let ev = client.next().await.unwrap();
+    assert_eq!(ev.event, "snapshot", "{ev:?}");
+    let snap: domain::Snapshot = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!(snap.cursor, store.newest_event_id().await.unwrap());
+    assert_eq!(ev.id.as_deref(), Some(snap.cursor.to_string().as_str()));
+    assert_eq!(snap.faculty[0].version, 52);
+    // Then live events continue after the snapshot's cursor.
+    store.apply(&[state_change(&ids[0], 60)]).await.unwrap();
+    let ev = client.next().await.unwrap();
+    assert_eq!((ev.event.as_str(), ev.id), ("faculty", Some((snap.cursor + 1).to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn far_behind_or_no_cursor_gets_a_snapshot_and_last_event_id_wins() {
+    let s = server(4096, 5).await;
+    let store = s.state.store.clone();
+    let ids = desks(&store, 1).await;
+    let batch: Vec<Change> = (2..12).map(|seq| state_change(&ids[0], seq)).collect();
+    store.apply(&batch).await.unwrap();
+    let newest = store.newest_event_id().await.unwrap();
+    for url in [format!("{}/api/events?after=0", s.url), format!("{}/api/events", s.url)] {
+        let ev = SseClient::connect(&url, None).await.next().await.unwrap();
+        assert_eq!((ev.event.as_str(), ev.id), ("snapshot", Some(newest.to_string())), "{url}");
+    }
+    // A reconnecting browser's Last-Event-ID is newer than the page's ?after: it wins.
+    let mut client =
+        SseClient::connect(&format!("{}/api/events?after=0", s.url), Some(&(newest - 2).to_string())).await;
+    let ids: Vec<String> = vec![client.next().await.unwrap().id.unwrap(), client.next().await.unwrap().id.unwrap()];
+    assert_eq!(ids, [(newest - 1).to_string(), newest.to_string()]);
+    // A cursor from the future (another database) gets a snapshot.
+    let ev = SseClient::connect(&format!("{}/api/events?after=999999", s.url), None).await.next().await.unwrap();
+    assert_eq!(ev.event, "snapshot");
+    // Bad input is a 400 with a reason.
+    let res = reqwest::get(format!("{}/api/events?after=-3", s.url)).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("non-negative integer"));
+}
+
+/// Original defect 4: an event was published before the cache was cleared, and a cached list served
+/// stale data. Here an event is published only after its commit and there is no cache: whoever
+/// reacts to an event by reading the board sees that change at least.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defect4_a_reader_reacting_to_an_event_never_reads_older_data() {
+    let s = server(4096, 1000).await;
+    let store = s.state.store.clone();
+    let ids = desks(&store, 2).await;
+    let mut rx = store.bus().subscribe();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for seq in 2..42u64 {
+                for desk in &ids {
+                    store.apply(&[state_change(desk, seq)]).await.unwrap();
+                }
+            }
+        })
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..80 {
+        let ev = rx.recv().await.unwrap();
+        let snap: domain::Snapshot =
+            http.get(format!("{}/api/faculty", s.url)).send().await.unwrap().json().await.unwrap();
+        let row = snap.faculty.iter().find(|f| f.id == ev.faculty.id).unwrap();
+        assert!(row.version >= ev.faculty.version, "read v{} after event v{}", row.version, ev.faculty.version);
+        assert!(snap.cursor >= ev.id);
+    }
+    writer.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_the_server_shuts_down() {
+    let s = server(4096, 1000).await;
+    let mut client = SseClient::connect(&format!("{}/api/events", s.url), None).await;
+    assert_eq!(client.next().await.unwrap().event, "snapshot");
+    s.state.shutdown.cancel();
+    let end = tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("the stream must end");
+    assert_eq!(end, None);
+}
