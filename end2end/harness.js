@@ -1,5 +1,5 @@
 // Shared helpers for the browser tests: a throw-away server on a free port and headless Chromium.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,8 +28,33 @@ export function freePort() {
   });
 }
 
-/** Starts `consultease serve` (HTTP and embedded MQTT broker on free ports, a fresh SQLite
- * database); waits until ready. */
+/** Runs `consultease broker` (the embedded broker alone) on a free port: it outlives server
+ * restarts, as a real broker would. */
+export async function startBroker() {
+  const port = await freePort();
+  const proc = spawn(BIN, ['broker', '--mqtt-bind', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => (log += d));
+  proc.stderr.on('data', (d) => (log += d));
+  const deadline = Date.now() + 15_000;
+  while (!log.includes('listening')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`broker did not start:\n${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Starts `consultease serve` (HTTP and, unless `--mqtt-url` is given, the embedded MQTT broker on
+ * free ports; a fresh SQLite database); waits until ready. */
 export async function startServer(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'consultease-e2e-'));
   const port = await freePort();
@@ -46,6 +71,7 @@ export async function startServer(extraArgs = []) {
     async start() {
       const args = ['serve', '--bind', `127.0.0.1:${port}`, '--mqtt-bind', `127.0.0.1:${mqttPort}`, '--site-root', SITE];
       this.proc = spawn(BIN, [...args, ...extraArgs], {
+        cwd: dir,
         env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl, CONSULTEASE_LOG: 'info' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -58,6 +84,10 @@ export async function startServer(extraArgs = []) {
       const exited = new Promise((r) => this.proc.once('exit', r));
       this.proc.kill('SIGTERM');
       await exited;
+    },
+    /** Runs an admin CLI command against this server's database; returns its output. */
+    cli(...args) {
+      return execFileSync(BIN, args, { env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl } }).toString();
     },
     async dispose() {
       await this.stop();

@@ -3,6 +3,9 @@
 //! the browser bundle. Server-only code lives in [`ssr`].
 
 pub mod error;
+pub mod format;
+#[cfg(feature = "hydrate")]
+mod live;
 pub mod pages;
 pub mod server_fns;
 #[cfg(feature = "ssr")]
@@ -13,7 +16,7 @@ pub use error::AppError;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -77,7 +80,10 @@ pub fn App() -> impl IntoView {
         <Title text="ConsultEase" />
         <Router>
             <Routes fallback=|| view! { <pages::NotFound /> }>
-                <Route path=StaticSegment("") view=pages::Home />
+                // Async: the whole page (board included) is in the first response, so it is
+                // complete before (or without) the wasm.
+                <Route path=StaticSegment("") view=pages::Home ssr=SsrMode::Async />
+                <Route path=StaticSegment("kiosk") view=pages::Kiosk ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -23,3 +23,18 @@ pub async fn get_system_info() -> Result<SystemInfo, AppError> {
         uptime_s: ctx.started.elapsed().as_secs(),
     })
 }
+
+/// What the board page renders from: one snapshot, and the server's clock for the ages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardData {
+    pub snapshot: domain::Snapshot,
+    /// Unix ms when the snapshot was read.
+    pub now: i64,
+}
+
+#[server(endpoint = "board")]
+pub async fn get_board() -> Result<BoardData, AppError> {
+    let ctx = crate::ssr::AppContext::current()?;
+    let snapshot = ctx.store.snapshot().await?;
+    Ok(BoardData { snapshot, now: store::now_ms() })
+}

@@ -15,5 +15,5 @@ pub mod status;
 
 pub use clock::DeskClock;
 pub use desk::{DeskMessage, DeskRecord, DeskUpdate};
-pub use model::{FacultyEvent, FacultyView, Snapshot};
+pub use model::{Applied, FacultyEvent, FacultyView, Snapshot, apply_view, merge_snapshot};
 pub use status::{AdminOverride, Status, StatusInputs};

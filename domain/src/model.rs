@@ -35,3 +35,91 @@ pub struct FacultyEvent {
     pub id: i64,
     pub faculty: FacultyView,
 }
+
+/// What a reader did with an incoming row (see [`apply_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Not newer than the row held: dropped.
+    Stale,
+    /// Replaced the held row; `status_changed` tells whether to announce it.
+    Updated { status_changed: bool },
+    /// A row the reader did not hold yet.
+    Added,
+}
+
+/// Applies `row` to a reader's list: only a newer version replaces what it holds. Keeps the list in
+/// the board's order (name, then id).
+pub fn apply_view(list: &mut Vec<FacultyView>, row: FacultyView) -> Applied {
+    match list.iter_mut().find(|f| f.id == row.id) {
+        Some(held) if row.version <= held.version => Applied::Stale,
+        Some(held) => {
+            let status_changed = held.status != row.status;
+            *held = row;
+            Applied::Updated { status_changed }
+        }
+        None => {
+            let at = list.partition_point(|f| (f.name.as_str(), f.id) < (row.name.as_str(), row.id));
+            list.insert(at, row);
+            Applied::Added
+        }
+    }
+}
+
+/// Replaces a reader's list with a (newer) snapshot, keeping any row it holds at a newer version.
+pub fn merge_snapshot(list: &mut Vec<FacultyView>, snapshot: Snapshot) {
+    let mut next = snapshot.faculty;
+    for row in next.iter_mut() {
+        if let Some(held) = list.iter().find(|f| f.id == row.id && f.version > row.version) {
+            *row = held.clone();
+        }
+    }
+    *list = next;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, name: &str, status: Status, version: i64) -> FacultyView {
+        FacultyView {
+            id,
+            name: name.into(),
+            department: "D".into(),
+            status,
+            present: false,
+            busy: false,
+            desk_online: true,
+            last_seen: None,
+            changed_at: 0,
+            version,
+        }
+    }
+
+    #[test]
+    fn only_newer_versions_replace() {
+        let mut list = vec![row(1, "Ada", Status::Away, 3)];
+        assert_eq!(apply_view(&mut list, row(1, "Ada", Status::Busy, 3)), Applied::Stale);
+        assert_eq!(apply_view(&mut list, row(1, "Ada", Status::Busy, 2)), Applied::Stale);
+        assert_eq!(list[0].status, Status::Away);
+        assert_eq!(apply_view(&mut list, row(1, "Ada", Status::Busy, 4)), Applied::Updated { status_changed: true });
+        assert_eq!(apply_view(&mut list, row(1, "Ada", Status::Busy, 5)), Applied::Updated { status_changed: false });
+        assert_eq!(list[0].version, 5);
+    }
+
+    #[test]
+    fn new_rows_are_inserted_in_board_order() {
+        let mut list = vec![row(1, "Ada", Status::Away, 1), row(2, "Grace", Status::Away, 1)];
+        assert_eq!(apply_view(&mut list, row(3, "Edsger", Status::Busy, 2)), Applied::Added);
+        let names: Vec<_> = list.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["Ada", "Edsger", "Grace"]);
+    }
+
+    #[test]
+    fn snapshot_merge_keeps_newer_held_rows_and_drops_removed_ones() {
+        let mut list = vec![row(1, "Ada", Status::Busy, 9), row(2, "Grace", Status::Away, 1)];
+        let snap =
+            Snapshot { cursor: 5, faculty: vec![row(1, "Ada", Status::Away, 7), row(3, "Alan", Status::Away, 1)] };
+        merge_snapshot(&mut list, snap);
+        assert_eq!(list.iter().map(|f| (f.id, f.version)).collect::<Vec<_>>(), [(1, 9), (3, 1)]);
+    }
+}

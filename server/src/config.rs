@@ -32,6 +32,47 @@ pub enum Command {
     /// Manage desk units.
     #[command(subcommand)]
     Desk(DeskCmd),
+    /// Simulate desk units over MQTT, exactly as docs/PROTOCOL.md says (for demos and tests).
+    DeskSim(DeskSimArgs),
+    /// Run only the embedded MQTT broker (for development and tests without Mosquitto).
+    Broker {
+        /// Where the broker listens.
+        #[arg(long, env = "CONSULTEASE_MQTT_BIND", default_value = "127.0.0.1:1883")]
+        mqtt_bind: SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeskSimArgs {
+    /// The broker the desks connect to.
+    #[arg(long, env = "CONSULTEASE_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
+    pub mqtt_url: String,
+
+    /// Topic prefix of the desk protocol.
+    #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
+    pub mqtt_prefix: String,
+
+    /// Desk ids to simulate (repeat the flag or separate with commas).
+    #[arg(long = "desk", value_delimiter = ',', required = true)]
+    pub desks: Vec<String>,
+
+    /// Folder keeping each desk's boot counter (bumped at every start, as firmware does in flash).
+    #[arg(long, default_value = "data/desk-sim")]
+    pub state_dir: PathBuf,
+
+    /// Take commands from standard input instead of changing at random, one per line:
+    /// `DESK present|busy|away|heartbeat|offline|kill` (`offline` leaves politely, `kill` drops the
+    /// connection so the broker publishes the will).
+    #[arg(long)]
+    pub stdin: bool,
+
+    /// Random mode: shortest wait between two changes of one desk.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub min_interval: Duration,
+
+    /// Random mode: longest wait between two changes of one desk.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub max_interval: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +113,11 @@ pub struct ServeArgs {
     /// Folder with the built browser bundle (`pkg/`), as written by `cargo xtask build`.
     #[arg(long, env = "CONSULTEASE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+
+    /// Seed a dozen demo faculty members with desks (once) and run simulated desks against the
+    /// broker, so the board comes alive without hardware.
+    #[arg(long, env = "CONSULTEASE_DEMO")]
+    pub demo: bool,
 
     /// A live stream resuming further back than this many events gets a fresh snapshot instead.
     #[arg(long, env = "CONSULTEASE_MAX_REPLAY", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(0..))]

@@ -2,6 +2,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod desk_sim;
 pub mod http;
 pub mod mqtt;
 pub mod telemetry;
@@ -12,6 +14,16 @@ use config::{Cli, Command, MqttArgs};
 /// Runs what the command line asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or_default();
+    match command {
+        Command::DeskSim(args) => return demo::desk_sim(args).await,
+        Command::Broker { mqtt_bind } => {
+            let addr = mqtt::start_embedded_broker(mqtt_bind)?;
+            println!("MQTT broker listening on {addr}");
+            telemetry::shutdown_signal().await;
+            return Ok(());
+        }
+        _ => {}
+    }
     let store = store::Store::connect(&cli.database_url)
         .await
         .with_context(|| format!("opening the database at {}", cli.database_url))?;
@@ -20,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => http::serve(args, store).await,
         Command::Faculty(cmd) => cli::faculty(&store, cmd, &mut out).await,
         Command::Desk(cmd) => cli::desk(&store, cmd, &mut out).await,
+        Command::DeskSim(_) | Command::Broker { .. } => Ok(()), // handled above
     }
 }
 

@@ -1,6 +1,7 @@
+pub mod board;
 mod home;
 
-pub use home::Home;
+pub use home::{Home, Kiosk};
 
 use leptos::prelude::*;
 

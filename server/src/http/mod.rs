@@ -104,6 +104,8 @@ pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
     state.max_replay = args.max_replay;
     let mqtt = args.mqtt.start_broker()?;
     tracing::info!(broker = %format!("{}:{}", mqtt.broker.host, mqtt.broker.port), prefix = %mqtt.prefix, "ingesting desk messages");
+    let broker = mqtt.broker.clone();
+    let prefix = mqtt.prefix.clone();
     let ingest = crate::mqtt::start(mqtt, store.clone(), state.shutdown.clone());
     state.ingest = Some(ingest.stats.clone());
     if state.assets.is_none() {
@@ -113,6 +115,9 @@ pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
+    if args.demo {
+        crate::demo::run(&store, broker, prefix, std::path::Path::new("data/desk-sim"), state.shutdown.clone()).await?;
+    }
     let shutdown = state.shutdown.clone();
     tokio::spawn({
         let shutdown = shutdown.clone();

@@ -1,0 +1,77 @@
+//! How times are shown on the board: relative ages that tick in the browser without server traffic.
+
+use domain::{FacultyView, Status};
+
+/// A short duration: "just now", "4 min", "2 h", "3 d".
+pub fn ago(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => "under a minute".into(),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86400),
+    }
+}
+
+/// The age line of a card at time `now` (Unix ms): how long the status has held, and how
+/// recently the desk was heard from.
+pub fn age_line(f: &FacultyView, now: i64) -> String {
+    let held = ago(now - f.changed_at);
+    match (f.status, f.last_seen) {
+        (Status::Offline, None) => "no desk unit reporting".into(),
+        (Status::Offline, Some(_)) => format!("desk offline for {held}"),
+        (_, Some(seen)) if now - seen < 60_000 => format!("for {held} · seen just now"),
+        (_, Some(seen)) => format!("for {held} · seen {} ago", ago(now - seen)),
+        (_, None) => format!("for {held}"),
+    }
+}
+
+pub fn icon(status: Status) -> &'static str {
+    match status {
+        Status::Available => "✓",
+        Status::Busy => "⊘",
+        Status::Away => "↗",
+        Status::Offline => "○",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: Status, last_seen: Option<i64>, changed_at: i64) -> FacultyView {
+        FacultyView {
+            id: 1,
+            name: "A".into(),
+            department: "D".into(),
+            status,
+            present: false,
+            busy: false,
+            desk_online: status != Status::Offline,
+            last_seen,
+            changed_at,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(ago(-5), "under a minute");
+        assert_eq!(ago(59_999), "under a minute");
+        assert_eq!(ago(120_000), "2 min");
+        assert_eq!(ago(7_200_000), "2 h");
+        assert_eq!(ago(3 * 86_400_000), "3 d");
+    }
+
+    #[test]
+    fn age_lines() {
+        let now = 10_000_000;
+        assert_eq!(age_line(&view(Status::Offline, None, 0), now), "no desk unit reporting");
+        assert_eq!(age_line(&view(Status::Offline, Some(1), now - 720_000), now), "desk offline for 12 min");
+        assert_eq!(
+            age_line(&view(Status::Available, Some(now - 120_000), now - 7_200_000), now),
+            "for 2 h · seen 2 min ago"
+        );
+        assert_eq!(age_line(&view(Status::Busy, Some(now - 1_000), now - 300_000), now), "for 5 min · seen just now");
+    }
+}

@@ -1,0 +1,192 @@
+//! The live faculty board (`/`) and its kiosk layout (`/kiosk`).
+//!
+//! Rendered on the server from one snapshot; once hydrated, the browser follows the event stream
+//! from the snapshot's cursor (see `crate::live`) and applies only newer versions.
+
+use crate::format::{age_line, icon};
+use crate::server_fns::{BoardData, get_board};
+use domain::{FacultyView, Status};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+/// The state of the live connection, shown by the indicator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    Reconnecting,
+}
+
+impl Link {
+    fn label(self) -> &'static str {
+        match self {
+            Link::Connecting => "Connecting…",
+            Link::Live => "Live",
+            Link::Reconnecting => "Reconnecting…",
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Link::Connecting => "connecting",
+            Link::Live => "live",
+            Link::Reconnecting => "reconnecting",
+        }
+    }
+}
+
+#[component]
+pub fn BoardPage(#[prop(optional)] kiosk: bool) -> impl IntoView {
+    let board = Resource::new_blocking(|| (), |_| get_board());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading the board…"</p> }>
+            {move || Suspend::new(async move {
+                match board.await {
+                    Ok(data) => view! { <LiveBoard data kiosk /> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
+    let faculty = RwSignal::new(data.snapshot.faculty);
+    let now = RwSignal::new(data.now);
+    let link = RwSignal::new(Link::Connecting);
+    let announce = RwSignal::new(String::new());
+    #[cfg(feature = "hydrate")]
+    crate::live::follow(data.snapshot.cursor, faculty, now, link, announce);
+
+    let query = use_query_map();
+    let search = move || query.read().get("q").unwrap_or_default();
+    let filter = move || query.read().get("status").and_then(|s| Status::parse(&s));
+    let visible = move || {
+        let (q, st) = (search().to_lowercase(), filter());
+        faculty
+            .read()
+            .iter()
+            .filter(|f| st.is_none_or(|s| f.status == s))
+            .filter(|f| q.is_empty() || f.name.to_lowercase().contains(&q) || f.department.to_lowercase().contains(&q))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let counts = move || {
+        let list = faculty.read();
+        Status::ALL.map(|s| (s, list.iter().filter(|f| f.status == s).count()))
+    };
+    let base = if kiosk { "/kiosk" } else { "/" };
+
+    view! {
+        <div class=if kiosk { "board kiosk" } else { "board" }>
+            <div class="board-bar">
+                <p class="link" role="status" data-link=move || link.get().as_str()>
+                    <span class="dot" aria-hidden="true"></span>
+                    {move || link.get().label()}
+                </p>
+                <nav class="status-filter" aria-label="Filter by status">
+                    <FilterLink base label="All" value=None filter search />
+                    {Status::ALL
+                        .into_iter()
+                        .map(|s| view! { <FilterLink base label=s.label() value=Some(s) filter search /> })
+                        .collect_view()}
+                </nav>
+                <Show when=move || !kiosk>
+                    <SearchForm search filter />
+                </Show>
+            </div>
+            <p class="summary">
+                {move || {
+                    counts()
+                        .iter()
+                        .map(|(s, n)| format!("{n} {}", s.label().to_lowercase()))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                }}
+            </p>
+            <div class="sr-only" aria-live="polite" aria-atomic="true">
+                {move || announce.get()}
+            </div>
+            <ul class="cards" aria-label="Faculty">
+                <For each=visible key=|f| (f.id, f.version) let(f)>
+                    <Card f now />
+                </For>
+            </ul>
+            <Show when=move || visible().is_empty()>
+                <p class="empty">"Nobody matches this filter."</p>
+            </Show>
+        </div>
+    }
+}
+
+/// A status filter as a link: works before the wasm loads, and as client-side navigation after.
+#[component]
+fn FilterLink(
+    base: &'static str,
+    label: &'static str,
+    value: Option<Status>,
+    filter: impl Fn() -> Option<Status> + Send + Sync + Copy + 'static,
+    search: impl Fn() -> String + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    let href = move || {
+        let mut params = Vec::new();
+        let q = search();
+        if !q.is_empty() {
+            params.push(format!("q={}", urlencode(&q)));
+        }
+        if let Some(s) = value {
+            params.push(format!("status={s}"));
+        }
+        if params.is_empty() { base.to_string() } else { format!("{base}?{}", params.join("&")) }
+    };
+    let current = move || (filter() == value).then_some("page");
+    view! {
+        <a href=href aria-current=current class="chip">
+            {label}
+        </a>
+    }
+}
+
+#[component]
+fn SearchForm(
+    search: impl Fn() -> String + Send + Sync + Copy + 'static,
+    filter: impl Fn() -> Option<Status> + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    view! {
+        <form class="search" method="get" action="/" role="search">
+            <label for="q">"Search"</label>
+            <input id="q" name="q" type="search" placeholder="Name or department" value=search />
+            {move || filter().map(|s| view! { <input type="hidden" name="status" value=s.as_str() /> })}
+            <button type="submit">"Search"</button>
+        </form>
+    }
+}
+
+#[component]
+fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
+    let (id, version, status) = (f.id, f.version, f.status);
+    let (name, department) = (f.name.clone(), f.department.clone());
+    let age = move || age_line(&f, now.get());
+    view! {
+        <li class=format!("card {status}") data-faculty-id=id data-status=status.as_str() data-version=version>
+            <p class="badge">
+                <span class="icon" aria-hidden="true">{icon(status)}</span>
+                <span class="word">{status.label()}</span>
+            </p>
+            <h3 class="name">{name}</h3>
+            <p class="dept">{department}</p>
+            <p class="age">{age}</p>
+        </li>
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! Simulated desk units, speaking docs/PROTOCOL.md exactly: a persisted boot counter, a will
+//! reserved at connect, the announcement right after, state changes and heartbeats with a running
+//! seq. Used by `consultease desk-sim`, the `--demo` server, tests and the benchmarks.
+
+use crate::mqtt::BrokerAddr;
+use anyhow::{Context, Result};
+use domain::protocol::{Kind, topic};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What a desk reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub present: bool,
+    pub busy: bool,
+}
+
+/// One connected simulated desk.
+pub struct SimDesk {
+    pub id: String,
+    prefix: String,
+    client: AsyncClient,
+    boot: u32,
+    seq: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Reads, bumps and writes the desk's boot counter under `dir` (as firmware keeps it in flash).
+pub fn next_boot(dir: &Path, desk: &str) -> Result<u32> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path: PathBuf = dir.join(format!("{desk}.boot"));
+    let boot = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse::<u32>().unwrap_or(0).wrapping_add(1),
+        Err(_) => 1,
+    };
+    std::fs::write(&path, boot.to_string()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(boot)
+}
+
+impl SimDesk {
+    /// Connects as desk `id`: will reserved at seq 0, announcement at seq 1 (and a fresh will and
+    /// announcement on every reconnection), then the initial `presence`.
+    pub async fn connect(
+        broker: &BrokerAddr,
+        prefix: &str,
+        id: &str,
+        boot: u32,
+        presence: Presence,
+    ) -> Result<SimDesk> {
+        // Seq 0 is reserved for the first connection's will and 1 for its announcement.
+        let seq = Arc::new(AtomicU64::new(1));
+        let client_id = format!("desk-{id}");
+        let online_topic = topic(prefix, id, Kind::Online);
+        let make_opts = {
+            let (broker, online_topic, client_id) = (broker.clone(), online_topic.clone(), client_id.clone());
+            move |will_seq: u64| {
+                let mut opts = MqttOptions::new(client_id.clone(), broker.host.clone(), broker.port);
+                opts.set_keep_alive(Duration::from_secs(15)).set_clean_session(true);
+                if let Some(user) = &broker.username {
+                    opts.set_credentials(user, broker.password.as_deref().unwrap_or(""));
+                }
+                let will = format!(r#"{{"boot":{boot},"seq":{will_seq},"online":false}}"#);
+                opts.set_last_will(LastWill::new(online_topic.clone(), will, QoS::AtLeastOnce, true));
+                opts
+            }
+        };
+        let (client, mut eventloop) = AsyncClient::new(make_opts(0), 64);
+        let connected = Arc::new(Notify::new());
+        let task = {
+            let (client, seq, connected, online_topic) = (client.clone(), seq.clone(), connected.clone(), online_topic);
+            tokio::spawn(async move {
+                let mut will_seq = 0;
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            // This connection's will reserved `will_seq`; announce at the next seq.
+                            let hello = format!(r#"{{"boot":{boot},"seq":{},"online":true}}"#, will_seq + 1);
+                            let _ = client.try_publish(online_topic.clone(), QoS::AtLeastOnce, true, hello);
+                            connected.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            // Reserve two seqs for the next connection: its will and its announcement.
+                            will_seq = seq.fetch_add(2, Relaxed) + 1;
+                            eventloop.mqtt_options = make_opts(will_seq);
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(10), connected.notified())
+            .await
+            .with_context(|| format!("desk {id}: no connection to the broker at {}:{}", broker.host, broker.port))?;
+        let desk = SimDesk { id: id.to_owned(), prefix: prefix.to_owned(), client, boot, seq, task };
+        desk.report(presence).await?;
+        Ok(desk)
+    }
+
+    fn next(&self) -> u64 {
+        self.seq.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Publishes a state message (QoS 1, retained). Returns its seq.
+    pub async fn report(&self, p: Presence) -> Result<u64> {
+        let seq = self.next();
+        let payload = format!(r#"{{"boot":{},"seq":{seq},"present":{},"busy":{}}}"#, self.boot, p.present, p.busy);
+        self.client.publish(topic(&self.prefix, &self.id, Kind::State), QoS::AtLeastOnce, true, payload).await?;
+        Ok(seq)
+    }
+
+    pub async fn heartbeat(&self, uptime_s: u64) -> Result<()> {
+        let seq = self.next();
+        let payload = format!(r#"{{"boot":{},"seq":{seq},"uptime_s":{uptime_s},"rssi":-58}}"#, self.boot);
+        self.client.publish(topic(&self.prefix, &self.id, Kind::Heartbeat), QoS::AtMostOnce, false, payload).await?;
+        Ok(())
+    }
+
+    /// Goes offline politely: publishes `online:false` and disconnects.
+    pub async fn shutdown(self) {
+        let seq = self.next();
+        let payload = format!(r#"{{"boot":{},"seq":{seq},"online":false}}"#, self.boot);
+        let _ = self.client.publish(topic(&self.prefix, &self.id, Kind::Online), QoS::AtLeastOnce, true, payload).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = self.client.disconnect().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.task.abort();
+    }
+
+    /// Loses power: the connection drops without a DISCONNECT, so the broker publishes the will.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+/// A small deterministic random source (xorshift64*), enough for simulated presence.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Rng {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        Rng((t as u64) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A plausible presence: mostly in, sometimes busy, sometimes away.
+    pub fn presence(&mut self) -> Presence {
+        match self.next() % 10 {
+            0..=4 => Presence { present: true, busy: false },
+            5..=6 => Presence { present: true, busy: true },
+            _ => Presence { present: false, busy: false },
+        }
+    }
+
+    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = hi.saturating_sub(lo).as_millis().max(1) as u64;
+        lo + Duration::from_millis(self.next() % span)
+    }
+}
+
+/// Runs `desks` with random presence changes every `min..max` and heartbeats every 30 s, until
+/// `stop` is cancelled.
+pub async fn run_random(desks: Vec<SimDesk>, min: Duration, max: Duration, stop: tokio_util::sync::CancellationToken) {
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for desk in desks {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::seeded();
+            let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                let wait = rng.between(min, max);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = heartbeat.tick() => {
+                        let _ = desk.heartbeat(started.elapsed().as_secs()).await;
+                    }
+                    _ = tokio::time::sleep(wait) => {
+                        let _ = desk.report(rng.presence()).await;
+                    }
+                }
+            }
+            desk.shutdown().await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
