@@ -14,6 +14,8 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
 
 type Listener = Closure<dyn FnMut(web_sys::Event)>;
+/// An open stream and the listeners attached to it (dropped together).
+type Connection = Option<(EventSource, Vec<Listener>)>;
 
 /// What a connection needs: the signals it writes, and where it resumes.
 #[derive(Clone)]
@@ -23,8 +25,7 @@ struct Follower {
     announce: RwSignal<String>,
     /// The newest event id applied (the stream's cursor).
     last: Rc<Cell<i64>>,
-    /// The open connection and its listeners (dropped together).
-    conn: Rc<RefCell<Option<(EventSource, Vec<Listener>)>>>,
+    conn: Rc<RefCell<Connection>>,
     closed: Rc<Cell<bool>>,
 }
 

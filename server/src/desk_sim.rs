@@ -146,7 +146,7 @@ impl Rng {
         Rng((t as u64) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -155,7 +155,7 @@ impl Rng {
 
     /// A plausible presence: mostly in, sometimes busy, sometimes away.
     pub fn presence(&mut self) -> Presence {
-        match self.next() % 10 {
+        match self.next_u64() % 10 {
             0..=4 => Presence { present: true, busy: false },
             5..=6 => Presence { present: true, busy: true },
             _ => Presence { present: false, busy: false },
@@ -164,7 +164,7 @@ impl Rng {
 
     pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
         let span = hi.saturating_sub(lo).as_millis().max(1) as u64;
-        lo + Duration::from_millis(self.next() % span)
+        lo + Duration::from_millis(self.next_u64() % span)
     }
 }
 

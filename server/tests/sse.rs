@@ -55,7 +55,11 @@ async fn desks(store: &Store, n: usize) -> Vec<String> {
 fn state_change(desk: &str, seq: u64) -> Change {
     Change::Message {
         desk: desk.into(),
-        message: DeskMessage::State { clock: DeskClock::new(1, seq), present: seq % 2 == 0, busy: seq % 3 == 0 },
+        message: DeskMessage::State {
+            clock: DeskClock::new(1, seq),
+            present: seq.is_multiple_of(2),
+            busy: seq.is_multiple_of(3),
+        },
     }
 }
 
@@ -156,7 +160,7 @@ async fn a_stream_opened_mid_burst_gets_every_later_event_once_in_order() {
     let expected = store.events_after(cursor, 100_000).await.unwrap();
     assert!(expected.len() > 100, "the stream must straddle replay and live ({} events)", expected.len());
     let mut got = Vec::new();
-    while got.last().map_or(true, |(id, _): &(i64, serde_json::Value)| *id < newest) {
+    while got.last().is_none_or(|(id, _): &(i64, serde_json::Value)| *id < newest) {
         let ev = client.next().await.expect("stream ended early");
         assert_eq!(ev.event, "faculty");
         got.push((ev.id.unwrap().parse().unwrap(), serde_json::from_str(&ev.data).unwrap()));
