@@ -34,6 +34,8 @@ pub enum Command {
     Desk(DeskCmd),
     /// Simulate desk units over MQTT, exactly as docs/PROTOCOL.md says (for demos and tests).
     DeskSim(DeskSimArgs),
+    /// Drive a running server with simulated desks and SSE clients; check and measure the pipeline.
+    Loadgen(crate::loadgen::LoadgenArgs),
     /// Run only the embedded MQTT broker (for development and tests without Mosquitto).
     Broker {
         /// Where the broker listens.
@@ -176,7 +178,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_prefix(s: &str) -> Result<String, String> {
+pub fn parse_prefix(s: &str) -> Result<String, String> {
     if s.is_empty() || s.contains(['+', '#']) || s.starts_with('/') || s.ends_with('/') {
         return Err("the prefix must be non-empty, without + or #, and not start or end with /".into());
     }

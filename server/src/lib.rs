@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod desk_sim;
 pub mod http;
+pub mod loadgen;
 pub mod mqtt;
 pub mod telemetry;
 
@@ -16,6 +17,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or_default();
     match command {
         Command::DeskSim(args) => return demo::desk_sim(args).await,
+        Command::Loadgen(args) => {
+            let report = loadgen::run(&args, &cli.database_url).await?;
+            loadgen::print(&report);
+            if let Some(path) = &args.report {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            anyhow::ensure!(report.ok(), "changes were lost, reordered or missing");
+            return Ok(());
+        }
         Command::Broker { mqtt_bind } => {
             let addr = mqtt::start_embedded_broker(mqtt_bind)?;
             println!("MQTT broker listening on {addr}");
@@ -32,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => http::serve(args, store).await,
         Command::Faculty(cmd) => cli::faculty(&store, cmd, &mut out).await,
         Command::Desk(cmd) => cli::desk(&store, cmd, &mut out).await,
-        Command::DeskSim(_) | Command::Broker { .. } => Ok(()), // handled above
+        Command::DeskSim(_) | Command::Broker { .. } | Command::Loadgen(_) => Ok(()), // handled above
     }
 }
 

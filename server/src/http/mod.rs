@@ -15,6 +15,7 @@ use anyhow::Context;
 use app::{App, Assets, ssr::AppContext};
 use axum::Router;
 use axum::extract::FromRef;
+use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::path::PathBuf;
@@ -126,6 +127,10 @@ pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             shutdown.cancel();
         }
+    });
+    // Live events are small writes: send them at once (no Nagle delay).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     store.close().await;
