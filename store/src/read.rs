@@ -64,6 +64,12 @@ impl Store {
             .collect()
     }
 
+    /// How many desk units are online now.
+    pub async fn count_online_desks(&self) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM desks WHERE online";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
+    }
+
     /// The id of the newest status event (0 when there is none).
     pub async fn newest_event_id(&self) -> Result<i64> {
         let sql = "SELECT COALESCE(MAX(id), 0) FROM status_events";

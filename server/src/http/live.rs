@@ -6,6 +6,7 @@
 //! and no duplicate at the seam. A client too far behind, past the log, or whose receiver lagged,
 //! gets `event: snapshot` (the `/api/faculty` body) instead and continues from its cursor.
 
+use super::metrics::StreamGuard;
 use super::{AppState, HttpError};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
@@ -50,8 +52,14 @@ pub async fn events(
         ),
     };
     let rx = state.store.bus().subscribe();
-    let live =
-        LiveStream { store: state.store.clone(), rx, last: 0, queue: VecDeque::new(), max_replay: state.max_replay };
+    let live = LiveStream {
+        store: state.store.clone(),
+        rx,
+        last: 0,
+        queue: VecDeque::new(),
+        max_replay: state.max_replay,
+        guard: StreamGuard::new(state.metrics.clone()),
+    };
     let stream = live.into_stream(after).take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
@@ -63,6 +71,8 @@ struct LiveStream {
     last: i64,
     queue: VecDeque<Event>,
     max_replay: i64,
+    /// Counts this stream as connected, and its events.
+    guard: StreamGuard,
 }
 
 fn faculty_event(ev: &FacultyEvent) -> Event {
@@ -87,15 +97,18 @@ impl LiveStream {
                     if st.queue.is_empty() {
                         st.queue.shrink_to(0);
                     }
+                    st.guard.metrics().sse_events_sent.fetch_add(1, Relaxed);
                     return Some((Ok(ev), (st, None)));
                 }
                 match st.rx.recv().await {
                     Ok(ev) if ev.id > st.last => {
                         st.last = ev.id;
+                        st.guard.metrics().sse_events_sent.fetch_add(1, Relaxed);
                         return Some((Ok(faculty_event(&ev)), (st, None)));
                     }
                     Ok(_) => {} // already sent in the replay
                     Err(RecvError::Lagged(missed)) => {
+                        st.guard.metrics().sse_lagged.fetch_add(1, Relaxed);
                         tracing::warn!(missed, "event stream receiver lagged; sending a snapshot");
                         if let Err(err) = st.snapshot().await {
                             tracing::error!(error = %err, "cannot resynchronise an event stream");
@@ -129,6 +142,7 @@ impl LiveStream {
     }
 
     async fn snapshot(&mut self) -> store::Result<()> {
+        self.guard.metrics().sse_snapshots.fetch_add(1, Relaxed);
         let snap = self.store.snapshot().await?;
         self.last = snap.cursor;
         let ev = Event::default().id(snap.cursor.to_string()).event("snapshot").json_data(&snap).unwrap_or_default();

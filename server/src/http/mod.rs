@@ -38,6 +38,7 @@ pub struct AppState {
     pub ingest: Option<Arc<IngestStats>>,
     /// A stream resuming further back than this many events gets a snapshot instead.
     pub max_replay: i64,
+    pub metrics: Arc<metrics::HttpMetrics>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -63,6 +64,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             ingest: None,
             max_replay: 1000,
+            metrics: Arc::default(),
         }
     }
 
@@ -94,6 +96,7 @@ pub fn app(state: AppState) -> Router {
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, app::shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

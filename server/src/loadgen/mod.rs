@@ -516,7 +516,7 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
                 slot.store(sched.max(1), Relaxed);
             }
             // Alternate presence so that every message is a visible change (one version each).
-            let present = k % 2 == 0;
+            let present = k.is_multiple_of(2);
             let payload =
                 format!(r#"{{"boot":{},"seq":{},"present":{present},"busy":false}}"#, boots[desk], seqs[desk]);
             publisher

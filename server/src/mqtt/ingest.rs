@@ -55,7 +55,7 @@ async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     filter: String,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::Sender<(Instant, Publish)>,
     stats: Arc<IngestStats>,
     connected_since: Arc<std::sync::Mutex<Option<Instant>>>,
     shutdown: CancellationToken,
@@ -87,7 +87,7 @@ async fn poll(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 stats.received.fetch_add(1, Relaxed);
-                if tx.send(publish).await.is_err() {
+                if tx.send((Instant::now(), publish)).await.is_err() {
                     break;
                 }
             }
@@ -141,12 +141,12 @@ async fn batch(
     config: MqttConfig,
     store: Store,
     client: AsyncClient,
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::Receiver<(Instant, Publish)>,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
 ) {
     let mut rejects = RejectLog::default();
-    let mut publishes: Vec<Publish> = Vec::with_capacity(config.batch_max);
+    let mut publishes: Vec<(Instant, Publish)> = Vec::with_capacity(config.batch_max);
     loop {
         publishes.clear();
         let first = tokio::select! {
@@ -167,9 +167,13 @@ async fn batch(
         }
 
         let mut changes = Vec::with_capacity(publishes.len());
-        for p in &publishes {
+        let mut arrivals = Vec::with_capacity(publishes.len());
+        for (arrived, p) in &publishes {
             match parse(&config.prefix, p) {
-                Ok(change) => changes.push(change),
+                Ok(change) => {
+                    changes.push(change);
+                    arrivals.push(*arrived);
+                }
                 Err(reject) => {
                     stats.reject(reject.label());
                     rejects.log(&p.topic, &reject);
@@ -179,8 +183,12 @@ async fn batch(
         if !changes.is_empty() {
             let mut backoff = Duration::from_millis(50);
             let outcomes = loop {
+                let started = Instant::now();
                 match store.apply(&changes).await {
-                    Ok(o) => break Some(o),
+                    Ok(o) => {
+                        stats.commit_seconds.observe(started.elapsed().as_secs_f64());
+                        break Some(o);
+                    }
                     Err(err) => {
                         // Not acked: the broker keeps the messages. Retry until the database is back.
                         stats.commit_errors.fetch_add(1, Relaxed);
@@ -210,9 +218,13 @@ async fn batch(
             }
             stats.batches.fetch_add(1, Relaxed);
             stats.batch_messages.fetch_add(changes.len() as u64, Relaxed);
+            stats.batch_size.observe(changes.len() as f64);
+            for arrived in &arrivals {
+                stats.apply_latency_seconds.observe(arrived.elapsed().as_secs_f64());
+            }
         }
         // Committed (or rejected): now the broker may forget them.
-        for p in &publishes {
+        for (_, p) in &publishes {
             if let Err(err) = client.ack(p).await {
                 tracing::warn!(%err, "cannot ack");
             }

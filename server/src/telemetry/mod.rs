@@ -1,3 +1,5 @@
+pub mod histogram;
+
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr, filtered by `filter` (EnvFilter syntax); an invalid filter falls back to `info`.
