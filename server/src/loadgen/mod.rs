@@ -61,6 +61,9 @@ pub struct LoadgenArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Also time this many sequential `GET /` (server-side rendering of the whole board).
+    #[arg(long, default_value_t = 0)]
+    pub ssr_requests: usize,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -125,6 +128,9 @@ pub struct Report {
     pub rejected: u64,
     pub server: Option<Resources>,
     pub generator_cpu_cores: f64,
+    /// `GET /` round trips (new connection each), when asked for.
+    pub ssr: Option<Latency>,
+    pub board_size: usize,
 }
 
 impl Report {
@@ -441,6 +447,21 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
     let base: Vec<i64> = faculty_of.iter().map(|f| versions.get(f).copied().unwrap_or(0)).collect();
     let index: HashMap<i64, usize> = faculty_of.iter().enumerate().map(|(i, f)| (*f, i)).collect();
 
+    let ssr = if args.ssr_requests > 0 {
+        say(&format!("timing {} GET / with {} faculty on the board", args.ssr_requests, snap.faculty.len()));
+        let mut lat = Vec::with_capacity(args.ssr_requests);
+        for _ in 0..args.ssr_requests {
+            let t = Instant::now();
+            let page = http_get(&host, port, "/").await?;
+            lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            anyhow::ensure!(page.contains("data-faculty-id"), "GET / rendered no board");
+        }
+        Some(Latency::of(lat))
+    } else {
+        None
+    };
+    let board_size = snap.faculty.len();
+
     let floor = if args.floor_duration.is_zero() {
         Latency::default()
     } else {
@@ -568,6 +589,8 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
         publish_rate: total as f64 / published_for.as_secs_f64(),
         committed: committed.max(0) as u64,
         floor,
+        ssr,
+        board_size,
         ..Default::default()
     };
     let mut all = Vec::new();
@@ -636,6 +659,12 @@ pub fn print(r: &Report) {
         );
     }
     println!("generator CPU {:.2} cores", r.generator_cpu_cores);
+    if let Some(s) = &r.ssr {
+        println!(
+            "GET / with {} faculty: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests)",
+            r.board_size, s.p50_ms, s.p99_ms, s.max_ms, s.samples
+        );
+    }
     println!();
     println!(
         "lost {}  regressions {}  gaps {}  → {}",
