@@ -1,8 +1,8 @@
 //! `/metrics` is valid Prometheus text exposition, and its counters move as desks talk.
 
+mod common;
+
 use rumqttc::{AsyncClient, MqttOptions, QoS};
-use server::http::{AppState, app};
-use server::mqtt::{self, BrokerAddr, MqttConfig};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -76,34 +76,14 @@ fn parse(text: &str) -> HashMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display())).await.unwrap();
-    let id = store
+    let server = common::TestServer::start("mt").await;
+    let id = server
+        .store
         .add_faculty(&store::NewFaculty { name: "Ada".into(), department: "CS".into(), email: None })
         .await
         .unwrap();
-    store.add_desk("m1", id).await.unwrap();
-    let broker = BrokerAddr::local(mqtt::start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap());
-    let mut state = AppState::new(store.clone(), dir.path().join("site"));
-    let config = MqttConfig {
-        broker: broker.clone(),
-        prefix: "mt".into(),
-        client_id: format!("metrics-test-{}", std::process::id()),
-        desk_timeout: Duration::from_secs(3600),
-        batch_max: 64,
-        batch_delay: Duration::from_millis(2),
-    };
-    let ingest = mqtt::start(config, store.clone(), state.shutdown.clone()).stats;
-    state.ingest = Some(ingest.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn({
-        let router = app(state.clone());
-        async move { axum::serve(listener, router).await.unwrap() }
-    });
-    while !ingest.subscribed.load(std::sync::atomic::Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.store.add_desk("m1", id).await.unwrap();
+    let (url, broker) = (server.url.clone(), server.broker.clone());
     let get = |path: &'static str| {
         let url = url.clone();
         async move { reqwest::get(format!("{url}{path}")).await.unwrap().text().await.unwrap() }
@@ -144,5 +124,4 @@ async fn metrics_parse_and_move() {
     assert_eq!(after["consultease_apply_latency_seconds_count"], 3.0, "every parsed message is timed to its commit");
     assert_eq!(after["consultease_http_requests_total{route=\"/api/faculty\",status=\"200\"}"], 1.0);
     drop(stream);
-    state.shutdown.cancel();
 }

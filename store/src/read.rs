@@ -1,22 +1,14 @@
 //! Consistent reads: the board's snapshot with its cursor, and the event log after a cursor.
 
-use crate::rows::{VIEW_SELECT, ViewRow, parse_status};
+use crate::rows::{VIEW_SELECT, ViewRow};
 use crate::{Result, Store};
 use domain::{FacultyEvent, FacultyView, Snapshot};
 
 #[derive(sqlx::FromRow)]
 struct EventRow {
     event_id: i64,
-    id: i64,
-    name: String,
-    department: String,
-    status: String,
-    present: bool,
-    busy: bool,
-    desk_online: bool,
-    last_seen: Option<i64>,
-    changed_at: i64,
-    version: i64,
+    #[sqlx(flatten)]
+    view: ViewRow,
 }
 
 impl Store {
@@ -43,25 +35,7 @@ impl Store {
                    WHERE e.id > $1 ORDER BY e.id LIMIT $2";
         let rows: Vec<EventRow> =
             on_db!(&self.db, pool => sqlx::query_as(sql).bind(cursor).bind(limit).fetch_all(pool).await)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(FacultyEvent {
-                    id: r.event_id,
-                    faculty: FacultyView {
-                        id: r.id,
-                        status: parse_status(&r.status)?,
-                        name: r.name,
-                        department: r.department,
-                        present: r.present,
-                        busy: r.busy,
-                        desk_online: r.desk_online,
-                        last_seen: r.last_seen,
-                        changed_at: r.changed_at,
-                        version: r.version,
-                    },
-                })
-            })
-            .collect()
+        rows.into_iter().map(|r| Ok(FacultyEvent { id: r.event_id, faculty: r.view.try_into()? })).collect()
     }
 
     /// How many desk units are online now.
