@@ -5,7 +5,6 @@ use crate::{Result, Store, StoreError, now_ms};
 use domain::status::DeskInputs;
 use domain::{DeskMessage, DeskRecord, DeskUpdate, FacultyEvent, FacultyView};
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,36 +81,58 @@ impl Store {
             .collect())
     }
 
+    /// One attempt, in one transaction and a handful of statements whatever the batch's size: load
+    /// the desks and faculty rows involved, decide every change in memory (`domain` rules), then
+    /// write faculty rows (compare-and-set on their version), events, and desk rows (compare-and-set)
+    /// in bulk. Any lost compare-and-set rolls everything back.
     async fn try_apply(&self, changes: &[Change]) -> Result<(Vec<Outcome>, Vec<Arc<FacultyEvent>>)> {
         let now = now_ms();
-        let desk_sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id = $1");
-        let faculty_sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id = $1");
+        let mut desk_ids: Vec<&str> = Vec::new();
+        {
+            let mut seen = std::collections::HashSet::new();
+            desk_ids.extend(changes.iter().map(Change::desk).filter(|d| seen.insert(*d)));
+        }
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_with(self.begin_write()).await?;
             if let Some(lock) = self.event_log_lock() {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            let mut desks: HashMap<&str, (DeskRow, bool)> = HashMap::new();
-            let mut faculty: HashMap<i64, FacultyRow> = HashMap::new();
+            // 1. Read what the batch touches.
+            let mut desks: HashMap<String, Touched<DeskRow>> = HashMap::with_capacity(desk_ids.len());
+            for chunk in desk_ids.chunks(CHUNK) {
+                let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", placeholders(1, chunk.len()));
+                let mut q = sqlx::query_as::<_, DeskRow>(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    desks.insert(row.id.clone(), Touched::new(row));
+                }
+            }
+            let mut fids: Vec<i64> = desks.values().filter_map(|d| d.row.faculty_id).collect();
+            fids.sort_unstable();
+            fids.dedup();
+            let mut faculty: HashMap<i64, Touched<FacultyRow>> = HashMap::with_capacity(fids.len());
+            for chunk in fids.chunks(CHUNK) {
+                let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", placeholders(1, chunk.len()));
+                let mut q = sqlx::query_as::<_, FacultyRow>(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    faculty.insert(row.id, Touched::new(row));
+                }
+            }
+
+            // 2. Decide every change in order, in memory.
             let mut outcomes = Vec::with_capacity(changes.len());
-            let mut events = Vec::new();
+            let mut pending: Vec<PendingEvent> = Vec::new();
             for change in changes {
-                let id = change.desk();
-                let (desk, dirty) = match desks.entry(id) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        let row: Option<DeskRow> =
-                            sqlx::query_as(&desk_sql).bind(id).fetch_optional(&mut *tx).await?;
-                        match row {
-                            Some(row) => e.insert((row, false)),
-                            None => {
-                                outcomes.push(Outcome::UnknownDesk);
-                                continue;
-                            }
-                        }
-                    }
+                let Some(desk) = desks.get_mut(change.desk()) else {
+                    outcomes.push(Outcome::UnknownDesk);
+                    continue;
                 };
-                let record = desk.record()?;
+                let record = desk.row.record()?;
                 let (next, visible, source, clock) = match change {
                     Change::Message { message, .. } => match record.apply(*message) {
                         DeskUpdate::Stale => {
@@ -119,15 +140,15 @@ impl Store {
                             continue;
                         }
                         DeskUpdate::Applied { record: next, visible } => {
-                            desk.last_seen = Some(now);
+                            desk.row.last_seen = Some(now);
                             (next, visible, "desk", Some(message.clock()))
                         }
                     },
                     Change::TimeOut { silent_before, .. } => {
                         // Re-checked inside the transaction: the desk may have spoken since.
-                        let silent = desk.last_seen.is_none_or(|seen| seen < *silent_before);
+                        let silent = desk.row.last_seen.is_none_or(|seen| seen < *silent_before);
                         match record.time_out().filter(|_| silent) {
-                            Some(next) => (next, true, "timeout", desk.clock()?),
+                            Some(next) => (next, true, "timeout", desk.row.clock()?),
                             None => {
                                 outcomes.push(Outcome::Stale);
                                 continue;
@@ -135,90 +156,217 @@ impl Store {
                         }
                     }
                 };
-                desk.set_record(&next);
-                *dirty = true;
-                let mut event = None;
-                if let (true, Some(fid)) = (visible, desk.faculty_id) {
-                    let f = match faculty.entry(fid) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(e) => {
-                            e.insert(sqlx::query_as(&faculty_sql).bind(fid).fetch_one(&mut *tx).await?)
-                        }
-                    };
-                    let ev = faculty_changed(f, &next, desk.last_seen, now)?;
-                    let res = sqlx::query(
-                        "UPDATE faculty SET status = $1, present = $2, busy = $3, desk_online = $4, changed_at = $5, \
-                         version = version + 1 WHERE id = $6 AND version = $7",
-                    )
-                    .bind(ev.status.as_str())
-                    .bind(ev.present)
-                    .bind(ev.busy)
-                    .bind(ev.desk_online)
-                    .bind(ev.changed_at)
-                    .bind(fid)
-                    .bind(f.version)
-                    .execute(&mut *tx)
-                    .await?;
-                    if res.rows_affected() != 1 {
-                        return Err(StoreError::VersionConflict);
-                    }
-                    f.version = ev.version;
-                    f.status = ev.status.as_str().to_owned();
-                    f.changed_at = ev.changed_at;
-                    let (boot, seq) = columns(clock);
-                    let event_id: i64 = sqlx::query_scalar(
-                        "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, \
-                         changed_at, last_seen, source, desk_id, boot, seq, at) \
-                         VALUES ('faculty_status', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-                    )
-                    .bind(fid)
-                    .bind(ev.version)
-                    .bind(ev.status.as_str())
-                    .bind(ev.present)
-                    .bind(ev.busy)
-                    .bind(ev.desk_online)
-                    .bind(ev.changed_at)
-                    .bind(ev.last_seen)
-                    .bind(source)
-                    .bind(id)
-                    .bind(boot)
-                    .bind(seq)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    events.push(Arc::new(FacultyEvent { id: event_id, faculty: ev }));
-                    event = Some(event_id);
-                }
-                outcomes.push(Outcome::Applied { event });
+                desk.row.set_record(&next);
+                desk.dirty = true;
+                let touched = match desk.row.faculty_id {
+                    Some(fid) if visible => faculty.get_mut(&fid),
+                    _ => None,
+                };
+                let Some(f) = touched else {
+                    outcomes.push(Outcome::Applied { event: None });
+                    continue;
+                };
+                let view = faculty_changed(&f.row, &next, desk.row.last_seen, now)?;
+                f.row.version = view.version;
+                f.row.status = view.status.as_str().to_owned();
+                f.row.changed_at = view.changed_at;
+                f.view = Some(view.clone());
+                f.dirty = true;
+                outcomes.push(Outcome::Applied { event: Some(pending.len() as i64) });
+                pending.push(PendingEvent { view, source, desk: change.desk().to_owned(), clock });
             }
-            for (desk, _) in desks.values().filter(|(_, dirty)| *dirty) {
-                let res = sqlx::query(
-                    "UPDATE desks SET last_boot = $1, last_seq = $2, state_boot = $3, state_seq = $4, present = $5, \
-                     busy = $6, online_boot = $7, online_seq = $8, online = $9, last_seen = $10, version = version + 1 \
-                     WHERE id = $11 AND version = $12",
-                )
-                .bind(desk.last_boot)
-                .bind(desk.last_seq)
-                .bind(desk.state_boot)
-                .bind(desk.state_seq)
-                .bind(desk.present)
-                .bind(desk.busy)
-                .bind(desk.online_boot)
-                .bind(desk.online_seq)
-                .bind(desk.online)
-                .bind(desk.last_seen)
-                .bind(&desk.id)
-                .bind(desk.version)
-                .execute(&mut *tx)
-                .await?;
-                if res.rows_affected() != 1 {
+
+            // 3. Write: faculty rows (compare-and-set), events, desk rows (compare-and-set).
+            let rows: Vec<&Touched<FacultyRow>> = faculty.values().filter(|f| f.dirty).collect();
+            for chunk in rows.chunks(CHUNK / 8) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let p = i * 8;
+                        format!(
+                            "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
+                             CAST(${} AS BOOLEAN), CAST(${} AS BOOLEAN), CAST(${} AS BOOLEAN), CAST(${} AS BIGINT))",
+                            p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE faculty SET version = v.column3, status = v.column4, present = v.column5, busy = v.column6, \
+                     desk_online = v.column7, changed_at = v.column8 FROM (VALUES {values}) AS v \
+                     WHERE faculty.id = v.column1 AND faculty.version = v.column2"
+                );
+                let mut q = sqlx::query(&sql);
+                for f in chunk {
+                    let Some(v) = &f.view else { continue };
+                    q = q
+                        .bind(f.row.id)
+                        .bind(f.version_read)
+                        .bind(v.version)
+                        .bind(v.status.as_str())
+                        .bind(v.present)
+                        .bind(v.busy)
+                        .bind(v.desk_online)
+                        .bind(v.changed_at);
+                }
+                if q.execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
+                    return Err(StoreError::VersionConflict);
+                }
+            }
+            let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(pending.len());
+            for chunk in pending.chunks(CHUNK / 13) {
+                let values = (0..chunk.len())
+                    .map(|i| format!("('faculty_status', {})", placeholders(i * 13 + 1, 13)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, \
+                     changed_at, last_seen, source, desk_id, boot, seq, at) VALUES {values} \
+                     RETURNING id, faculty_id, version"
+                );
+                let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+                for ev in chunk {
+                    let (boot, seq) = columns(ev.clock);
+                    let v = &ev.view;
+                    q = q
+                        .bind(v.id)
+                        .bind(v.version)
+                        .bind(v.status.as_str())
+                        .bind(v.present)
+                        .bind(v.busy)
+                        .bind(v.desk_online)
+                        .bind(v.changed_at)
+                        .bind(v.last_seen)
+                        .bind(ev.source)
+                        .bind(ev.desk.as_str())
+                        .bind(boot)
+                        .bind(seq)
+                        .bind(now);
+                }
+                for (id, fid, version) in q.fetch_all(&mut *tx).await? {
+                    ids.insert((fid, version), id);
+                }
+            }
+            let rows: Vec<&Touched<DeskRow>> = desks.values().filter(|d| d.dirty).collect();
+            for chunk in rows.chunks(CHUNK / 12) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let p = i * 12;
+                        let cast = |n: usize, t: &str| format!("CAST(${} AS {t})", p + n);
+                        format!(
+                            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                            cast(1, "TEXT"),
+                            cast(2, "BIGINT"),
+                            cast(3, "BIGINT"),
+                            cast(4, "BIGINT"),
+                            cast(5, "BIGINT"),
+                            cast(6, "BIGINT"),
+                            cast(7, "BOOLEAN"),
+                            cast(8, "BOOLEAN"),
+                            cast(9, "BIGINT"),
+                            cast(10, "BIGINT"),
+                            cast(11, "BOOLEAN"),
+                            cast(12, "BIGINT"),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE desks SET last_boot = v.column3, last_seq = v.column4, state_boot = v.column5, \
+                     state_seq = v.column6, present = v.column7, busy = v.column8, online_boot = v.column9, \
+                     online_seq = v.column10, online = v.column11, last_seen = v.column12, version = desks.version + 1 \
+                     FROM (VALUES {values}) AS v WHERE desks.id = v.column1 AND desks.version = v.column2"
+                );
+                let mut q = sqlx::query(&sql);
+                for d in chunk {
+                    let r = &d.row;
+                    q = q
+                        .bind(r.id.as_str())
+                        .bind(d.version_read)
+                        .bind(r.last_boot)
+                        .bind(r.last_seq)
+                        .bind(r.state_boot)
+                        .bind(r.state_seq)
+                        .bind(r.present)
+                        .bind(r.busy)
+                        .bind(r.online_boot)
+                        .bind(r.online_seq)
+                        .bind(r.online)
+                        .bind(r.last_seen);
+                }
+                if q.execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
                     return Err(StoreError::VersionConflict);
                 }
             }
             tx.commit().await?;
+
+            // Outcomes carried the index of their pending event; give them the event's id.
+            let event_id = |i: i64| -> Result<i64> {
+                let ev = pending.get(i as usize).ok_or_else(|| StoreError::Corrupt("event index".into()))?;
+                ids.get(&(ev.view.id, ev.view.version)).copied().ok_or_else(|| StoreError::Corrupt("event id missing".into()))
+            };
+            for o in &mut outcomes {
+                if let Outcome::Applied { event: Some(i) } = o {
+                    *i = event_id(*i)?;
+                }
+            }
+            let mut events: Vec<Arc<FacultyEvent>> = pending
+                .into_iter()
+                .filter_map(|ev| {
+                    let id = *ids.get(&(ev.view.id, ev.view.version))?;
+                    Some(Arc::new(FacultyEvent { id, faculty: ev.view }))
+                })
+                .collect();
+            events.sort_by_key(|e| e.id);
             Ok((outcomes, events))
         })
     }
+}
+
+/// Bound parameters per statement, kept well under SQLite's limit (32766).
+const CHUNK: usize = 8000;
+
+/// `$start, $start+1, …` (n of them).
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A row read in this transaction, the version it had then, and whether it changed.
+struct Touched<R> {
+    row: R,
+    version_read: i64,
+    dirty: bool,
+    /// For faculty rows: the view as of the last change in this batch.
+    view: Option<FacultyView>,
+}
+
+trait Versioned {
+    fn version(&self) -> i64;
+}
+
+impl Versioned for DeskRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl Versioned for FacultyRow {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl<R: Versioned> Touched<R> {
+    fn new(row: R) -> Touched<R> {
+        Touched { version_read: row.version(), row, dirty: false, view: None }
+    }
+}
+
+/// An event decided in memory, waiting for its id from the insert.
+struct PendingEvent {
+    view: FacultyView,
+    source: &'static str,
+    desk: String,
+    clock: Option<domain::DeskClock>,
 }
 
 /// The faculty row after its desk's record became `desk`: the new view, version bumped.
