@@ -155,11 +155,12 @@ pub struct MqttArgs {
     pub desk_timeout: Duration,
 
     /// Most desk messages committed in one transaction.
-    #[arg(long, env = "CONSULTEASE_BATCH_MAX", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, env = "CONSULTEASE_BATCH_MAX", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub batch_max: u64,
 
-    /// How long a batch waits for more messages once one arrived (e.g. `2ms`).
-    #[arg(long, env = "CONSULTEASE_BATCH_DELAY", default_value = "2ms", value_parser = parse_duration)]
+    /// How long a batch waits for more messages once one arrived and none are queued (e.g. `2ms`).
+    /// At 0 a batch is whatever arrived while the previous one committed: batches grow with load.
+    #[arg(long, env = "CONSULTEASE_BATCH_DELAY", default_value = "0ms", value_parser = parse_duration)]
     pub batch_delay: Duration,
 }
 

@@ -92,15 +92,18 @@ impl Store {
             let mut seen = std::collections::HashSet::new();
             desk_ids.extend(changes.iter().map(Change::desk).filter(|d| seen.insert(*d)));
         }
+        let mark = self.param_mark();
         on_db!(&self.db, pool => {
+            let t0 = std::time::Instant::now();
             let mut tx = pool.begin_with(self.begin_write()).await?;
             if let Some(lock) = self.event_log_lock() {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
+            let t_begin = t0.elapsed();
             // 1. Read what the batch touches.
             let mut desks: HashMap<String, Touched<DeskRow>> = HashMap::with_capacity(desk_ids.len());
             for chunk in desk_ids.chunks(CHUNK) {
-                let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", placeholders(1, chunk.len()));
+                let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", placeholders(mark, 1, chunk.len()));
                 let mut q = sqlx::query_as::<_, DeskRow>(&sql);
                 for id in chunk {
                     q = q.bind(*id);
@@ -114,7 +117,7 @@ impl Store {
             fids.dedup();
             let mut faculty: HashMap<i64, Touched<FacultyRow>> = HashMap::with_capacity(fids.len());
             for chunk in fids.chunks(CHUNK) {
-                let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", placeholders(1, chunk.len()));
+                let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", placeholders(mark, 1, chunk.len()));
                 let mut q = sqlx::query_as::<_, FacultyRow>(&sql);
                 for id in chunk {
                     q = q.bind(*id);
@@ -124,6 +127,7 @@ impl Store {
                 }
             }
 
+            let t_read = t0.elapsed();
             // 2. Decide every change in order, in memory.
             let mut outcomes = Vec::with_capacity(changes.len());
             let mut pending: Vec<PendingEvent> = Vec::new();
@@ -176,6 +180,7 @@ impl Store {
                 pending.push(PendingEvent { view, source, desk: change.desk().to_owned(), clock });
             }
 
+            let t_decide = t0.elapsed();
             // 3. Write: faculty rows (compare-and-set), events, desk rows (compare-and-set).
             let rows: Vec<&Touched<FacultyRow>> = faculty.values().filter(|f| f.dirty).collect();
             for chunk in rows.chunks(CHUNK / 8) {
@@ -183,9 +188,9 @@ impl Store {
                     .map(|i| {
                         let p = i * 8;
                         format!(
-                            "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
-                             CAST(${} AS BOOLEAN), CAST(${} AS BOOLEAN), CAST(${} AS BOOLEAN), CAST(${} AS BIGINT))",
-                            p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8
+                            "(CAST({m}{} AS BIGINT), CAST({m}{} AS BIGINT), CAST({m}{} AS BIGINT), CAST({m}{} AS TEXT), \
+                             CAST({m}{} AS BOOLEAN), CAST({m}{} AS BOOLEAN), CAST({m}{} AS BOOLEAN), CAST({m}{} AS BIGINT))",
+                            p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8, m = mark
                         )
                     })
                     .collect::<Vec<_>>()
@@ -212,10 +217,11 @@ impl Store {
                     return Err(StoreError::VersionConflict);
                 }
             }
+            let t_fac = t0.elapsed();
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(pending.len());
             for chunk in pending.chunks(CHUNK / 13) {
                 let values = (0..chunk.len())
-                    .map(|i| format!("('faculty_status', {})", placeholders(i * 13 + 1, 13)))
+                    .map(|i| format!("('faculty_status', {})", placeholders(mark, i * 13 + 1, 13)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
@@ -246,12 +252,13 @@ impl Store {
                     ids.insert((fid, version), id);
                 }
             }
+            let t_ev = t0.elapsed();
             let rows: Vec<&Touched<DeskRow>> = desks.values().filter(|d| d.dirty).collect();
             for chunk in rows.chunks(CHUNK / 12) {
                 let values = (0..chunk.len())
                     .map(|i| {
                         let p = i * 12;
-                        let cast = |n: usize, t: &str| format!("CAST(${} AS {t})", p + n);
+                        let cast = |n: usize, t: &str| format!("CAST({mark}{} AS {t})", p + n);
                         format!(
                             "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
                             cast(1, "TEXT"),
@@ -297,7 +304,9 @@ impl Store {
                     return Err(StoreError::VersionConflict);
                 }
             }
+            let t_write = t0.elapsed();
             tx.commit().await?;
+            tracing::debug!(n = changes.len(), ?t_begin, ?t_read, ?t_decide, ?t_fac, ?t_ev, ?t_write, total = ?t0.elapsed(), "apply timing");
 
             // Outcomes carried the index of their pending event; give them the event's id.
             let event_id = |i: i64| -> Result<i64> {
@@ -325,9 +334,11 @@ impl Store {
 /// Bound parameters per statement, kept well under SQLite's limit (32766).
 const CHUNK: usize = 8000;
 
-/// `$start, $start+1, …` (n of them).
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `?start, ?start+1, …` (SQLite) or `$start, …` (PostgreSQL), n of them. SQLite reads `$N` as a
+/// *named* parameter and looks each one up in a list while parsing: quadratic in a statement with
+/// thousands of them. `?N` is numbered.
+fn placeholders(mark: char, start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("{mark}{i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A row read in this transaction, the version it had then, and whether it changed.

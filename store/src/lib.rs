@@ -161,6 +161,14 @@ impl Store {
         }
     }
 
+    /// The prefix of numbered parameters in generated SQL (`?1` for SQLite, `$1` for PostgreSQL).
+    fn param_mark(&self) -> char {
+        match self.db {
+            Db::Sqlite(_) => '?',
+            Db::Postgres(_) => '$',
+        }
+    }
+
     /// On PostgreSQL, writers of the event log take one transaction-scoped lock so that events commit
     /// in id order (a reader resuming after id N must never later see an id below N appear). SQLite
     /// has a single writer already.
