@@ -7,6 +7,7 @@ pub mod desk_sim;
 pub mod http;
 pub mod loadgen;
 pub mod mqtt;
+pub mod sys;
 pub mod telemetry;
 
 use anyhow::Context;

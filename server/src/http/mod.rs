@@ -104,6 +104,8 @@ pub fn app(state: AppState) -> Router {
 /// Starts the MQTT ingest, binds `args.bind` and serves until SIGINT/SIGTERM, then drains open
 /// requests and ends long-lived streams.
 pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
+    let fds = crate::sys::raise_fd_limit();
+    tracing::debug!(open_files = fds, "file descriptor limit");
     let mut state = AppState::new(store.clone(), args.site_root.clone());
     state.max_replay = args.max_replay;
     let mqtt = args.mqtt.start_broker()?;

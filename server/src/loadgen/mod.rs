@@ -99,7 +99,10 @@ impl Latency {
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Resources {
+    /// Before the SSE clients connected.
     pub rss_before_kb: u64,
+    /// Once they are connected, before publishing.
+    pub rss_connected_kb: u64,
     pub rss_max_kb: u64,
     pub rss_after_kb: u64,
     /// Average CPU (cores) while publishing.
@@ -175,17 +178,6 @@ struct ClientResult {
     gaps: u64,
     snapshots: u64,
     error: Option<String>,
-}
-
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 fn host_port(url: &str) -> Result<(String, u16)> {
@@ -387,7 +379,7 @@ async fn client(shared: Arc<Shared>, host: String, port: u16, cursor: i64) -> Cl
 
 /// Runs the load; the report says whether every change arrived, in order, once.
 pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
-    raise_fd_limit();
+    crate::sys::raise_fd_limit();
     let broker = BrokerAddr::parse(&args.mqtt_url).map_err(anyhow::Error::msg)?;
     let (host, port) = host_port(&args.url)?;
     let d = args.desks.max(1);
@@ -483,18 +475,20 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
     });
     let metrics_before = http_get(&host, port, "/metrics").await.unwrap_or_default();
 
+    // Resource readings start before the clients connect, so RSS growth includes their streams.
+    let pid = args.server_pid.or_else(procstat::find_server);
+    let me = std::process::id();
+    let before = pid.and_then(procstat::sample);
+    let gen_before = procstat::sample(me);
+    let rss_max = Arc::new(AtomicU64::new(before.map_or(0, |s| s.rss_kb)));
+
     say(&format!("connecting {} SSE clients", args.clients));
     let mut clients = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
         clients.push(tokio::spawn(client(shared.clone(), host.clone(), port, snap.cursor)));
     }
     tokio::time::sleep(Duration::from_millis(200 + args.clients as u64 / 10)).await;
-
-    let pid = args.server_pid.or_else(procstat::find_server);
-    let me = std::process::id();
-    let before = pid.and_then(procstat::sample);
-    let gen_before = procstat::sample(me);
-    let rss_max = Arc::new(AtomicU64::new(before.map_or(0, |s| s.rss_kb)));
+    let connected = pid.and_then(procstat::sample);
 
     say(&format!("publishing {total} changes from {d} desks at {}/s for {:?}", args.rate, args.duration));
     let progress = {
@@ -611,12 +605,13 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
         .saturating_sub(metric(&metrics_before, "consultease_mqtt_stale_total"));
     report.rejected = metric(&metrics_after, "consultease_mqtt_rejected_total")
         .saturating_sub(metric(&metrics_before, "consultease_mqtt_rejected_total"));
-    if let (Some(b), Some(d), Some(a)) = (before, during, after) {
+    if let (Some(b), Some(c), Some(d), Some(a)) = (before, connected, during, after) {
         report.server = Some(Resources {
             rss_before_kb: b.rss_kb,
+            rss_connected_kb: c.rss_kb,
             rss_max_kb: rss_max.load(Relaxed).max(d.rss_kb),
             rss_after_kb: a.rss_kb,
-            cpu_cores: procstat::cores(b, d, t0, during_at),
+            cpu_cores: procstat::cores(c, d, t0, during_at),
         });
     }
     if let (Some(b), Some(d)) = (gen_before, gen_during) {
@@ -654,9 +649,13 @@ pub fn print(r: &Report) {
     if let Some(s) = &r.server {
         println!();
         println!(
-            "server RSS before {} KB, max {} KB, after {} KB; CPU {:.2} cores while publishing",
-            s.rss_before_kb, s.rss_max_kb, s.rss_after_kb, s.cpu_cores
+            "server RSS before {} KB, clients connected {} KB, max {} KB, after {} KB; CPU {:.2} cores while publishing",
+            s.rss_before_kb, s.rss_connected_kb, s.rss_max_kb, s.rss_after_kb, s.cpu_cores
         );
+        if r.clients > 0 {
+            let per = (s.rss_connected_kb as f64 - s.rss_before_kb as f64) / r.clients as f64;
+            println!("server RSS per connected SSE client: {per:.1} KB");
+        }
     }
     println!("generator CPU {:.2} cores", r.generator_cpu_cores);
     if let Some(s) = &r.ssr {
