@@ -77,6 +77,17 @@ async fn bundle_is_served_precompressed_and_cached_for_a_year() {
 }
 
 #[tokio::test]
+async fn pages_are_compressed_for_clients_that_accept_it() {
+    let (state, _dir) = state_with_site().await;
+    let (status, headers, _) = get(&state, "/", &[("accept-encoding", "br")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "br");
+    let (_, headers, body) = get(&state, "/", &[]).await;
+    assert!(!headers.contains_key(header::CONTENT_ENCODING));
+    assert!(body.contains("ConsultEase"));
+}
+
+#[tokio::test]
 async fn unknown_path_is_a_404_page() {
     let (state, _dir) = state_with_site().await;
     let (status, _, body) = get(&state, "/nope", &[]).await;

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 /// Everything a request handler may need; cloned per request (all fields are cheap handles).
@@ -96,6 +97,9 @@ pub fn app(state: AppState) -> Router {
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, app::shell))
+        // Pages and JSON compressed on the fly; event streams are never buffered for compression
+        // (the default predicate skips text/event-stream) and /pkg is served precompressed.
+        .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
