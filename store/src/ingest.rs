@@ -102,7 +102,7 @@ impl Store {
             let t_begin = t0.elapsed();
             // 1. Read what the batch touches.
             let mut desks: HashMap<String, Touched<DeskRow>> = HashMap::with_capacity(desk_ids.len());
-            for chunk in desk_ids.chunks(CHUNK) {
+            for chunk in shaped(&desk_ids) {
                 let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", placeholders(mark, 1, chunk.len()));
                 let mut q = sqlx::query_as::<_, DeskRow>(&sql);
                 for id in chunk {
@@ -116,7 +116,7 @@ impl Store {
             fids.sort_unstable();
             fids.dedup();
             let mut faculty: HashMap<i64, Touched<FacultyRow>> = HashMap::with_capacity(fids.len());
-            for chunk in fids.chunks(CHUNK) {
+            for chunk in shaped(&fids) {
                 let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", placeholders(mark, 1, chunk.len()));
                 let mut q = sqlx::query_as::<_, FacultyRow>(&sql);
                 for id in chunk {
@@ -183,7 +183,7 @@ impl Store {
             let t_decide = t0.elapsed();
             // 3. Write: faculty rows (compare-and-set), events, desk rows (compare-and-set).
             let rows: Vec<&Touched<FacultyRow>> = faculty.values().filter(|f| f.dirty).collect();
-            for chunk in rows.chunks(CHUNK / 8) {
+            for chunk in shaped(&rows) {
                 let values = (0..chunk.len())
                     .map(|i| {
                         let p = i * 8;
@@ -219,7 +219,7 @@ impl Store {
             }
             let t_fac = t0.elapsed();
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(pending.len());
-            for chunk in pending.chunks(CHUNK / 13) {
+            for chunk in shaped(&pending) {
                 let values = (0..chunk.len())
                     .map(|i| format!("('faculty_status', {})", placeholders(mark, i * 13 + 1, 13)))
                     .collect::<Vec<_>>()
@@ -254,7 +254,7 @@ impl Store {
             }
             let t_ev = t0.elapsed();
             let rows: Vec<&Touched<DeskRow>> = desks.values().filter(|d| d.dirty).collect();
-            for chunk in rows.chunks(CHUNK / 12) {
+            for chunk in shaped(&rows) {
                 let values = (0..chunk.len())
                     .map(|i| {
                         let p = i * 12;
@@ -331,8 +331,21 @@ impl Store {
     }
 }
 
-/// Bound parameters per statement, kept well under SQLite's limit (32766).
-const CHUNK: usize = 8000;
+/// Splits `items` into runs of 64, then of the largest power of two that fits, so that each bulk
+/// statement comes in a few shapes (64, 32, …, 1 rows) that every connection's statement cache
+/// keeps prepared. (A shape per batch size thrashed the cache and cost more than the work.) 64
+/// rows of 13 parameters stay far below SQLite's 32,766 and PostgreSQL's 65,535.
+fn shaped<T>(items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = if rest.len() >= 64 { 64 } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
+        let (run, tail) = rest.split_at(n);
+        out.push(run);
+        rest = tail;
+    }
+    out
+}
 
 /// `?start, ?start+1, …` (SQLite) or `$start, …` (PostgreSQL), n of them. SQLite reads `$N` as a
 /// *named* parameter and looks each one up in a list while parsing: quadratic in a statement with
@@ -397,4 +410,18 @@ fn faculty_changed(f: &FacultyRow, desk: &DeskRecord, last_seen: Option<i64>, no
         changed_at,
         version: f.version + 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shapes_are_few() {
+        let lens = |n: usize| super::shaped(&vec![0u8; n]).iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(100), [64, 32, 4]);
+        assert_eq!(lens(128), [64, 64]);
+        assert_eq!(lens(7), [4, 2, 1]);
+        assert_eq!(lens(1000).iter().sum::<usize>(), 1000);
+    }
 }
