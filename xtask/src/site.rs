@@ -12,6 +12,13 @@ use std::process::Command;
 const NAME: &str = "consultease";
 
 pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile) -> Result<()> {
+    // Nothing changed since the last assembly (same wasm, stylesheet, static files): keep it.
+    let stamp = inputs_hash(root, wasm)?;
+    let stamp_file = site.join(".inputs");
+    if site.join("manifest.json").exists() && fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) {
+        step("browser bundle unchanged");
+        return Ok(());
+    }
     step("generating JS bindings (wasm-bindgen)");
     let staging = site.with_extension("staging");
     let _ = fs::remove_dir_all(&staging);
@@ -43,6 +50,7 @@ pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile) -> Resu
     copy_dir(&root.join("public"), site)?;
     let manifest = serde_json::json!({ "js": js, "wasm": wasm, "css": css });
     fs::write(site.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    fs::write(&stamp_file, stamp)?;
     fs::remove_dir_all(&staging)?;
     for (name, _) in [(&js, ()), (&wasm, ()), (&css, ())] {
         let raw = fs::metadata(pkg.join(name))?.len();
@@ -50,6 +58,22 @@ pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile) -> Resu
         eprintln!("    pkg/{name}: {raw} bytes, {br} brotli");
     }
     Ok(())
+}
+
+/// A hash of everything the bundle is made from.
+fn inputs_hash(root: &Path, wasm: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?);
+    h.update(fs::read(root.join("style/main.css"))?);
+    let mut files: Vec<_> = fs::read_dir(root.join("public"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files.iter().filter(|f| f.is_file()) {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(fs::read(f)?);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Copies `src` into `pkg` as `<stem>.<hash>.<ext>`, with `.br` and `.gz` beside it.
