@@ -15,36 +15,29 @@ use config::{Cli, Command, MqttArgs};
 
 /// Runs what the command line asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or_default();
-    match command {
-        Command::DeskSim(args) => return demo::desk_sim(args).await,
+    let url = cli.database_url;
+    let open = || async { store::Store::connect(&url).await.with_context(|| format!("opening the database at {url}")) };
+    match cli.command.unwrap_or_default() {
+        Command::Serve(args) => http::serve(args, open().await?).await,
+        Command::Faculty(cmd) => cli::faculty(&open().await?, cmd, &mut std::io::stdout()).await,
+        Command::Desk(cmd) => cli::desk(&open().await?, cmd, &mut std::io::stdout()).await,
+        Command::DeskSim(args) => demo::desk_sim(args).await,
+        Command::Broker { mqtt_bind } => {
+            let addr = mqtt::start_embedded_broker(mqtt_bind)?;
+            println!("MQTT broker listening on {addr}");
+            telemetry::shutdown_signal().await;
+            Ok(())
+        }
         Command::Loadgen(args) => {
-            let report = loadgen::run(&args, &cli.database_url).await?;
+            let report = loadgen::run(&args, &url).await?;
             loadgen::print(&report);
             if let Some(path) = &args.report {
                 std::fs::write(path, serde_json::to_vec_pretty(&report)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             anyhow::ensure!(report.ok(), "changes were lost, reordered or missing");
-            return Ok(());
+            Ok(())
         }
-        Command::Broker { mqtt_bind } => {
-            let addr = mqtt::start_embedded_broker(mqtt_bind)?;
-            println!("MQTT broker listening on {addr}");
-            telemetry::shutdown_signal().await;
-            return Ok(());
-        }
-        _ => {}
-    }
-    let store = store::Store::connect(&cli.database_url)
-        .await
-        .with_context(|| format!("opening the database at {}", cli.database_url))?;
-    let mut out = std::io::stdout();
-    match command {
-        Command::Serve(args) => http::serve(args, store).await,
-        Command::Faculty(cmd) => cli::faculty(&store, cmd, &mut out).await,
-        Command::Desk(cmd) => cli::desk(&store, cmd, &mut out).await,
-        Command::DeskSim(_) | Command::Broker { .. } | Command::Loadgen(_) => Ok(()), // handled above
     }
 }
 

@@ -18,7 +18,7 @@ pub enum Change {
 }
 
 impl Change {
-    fn desk(&self) -> &str {
+    pub fn desk(&self) -> &str {
         match self {
             Change::Message { desk, .. } | Change::TimeOut { desk, .. } => desk,
         }
@@ -109,7 +109,8 @@ impl Store {
                     q = q.bind(*id);
                 }
                 for row in q.fetch_all(&mut *tx).await? {
-                    desks.insert(row.id.clone(), Touched::new(row));
+                    let version = row.version;
+                    desks.insert(row.id.clone(), Touched::new(row, version));
                 }
             }
             let mut fids: Vec<i64> = desks.values().filter_map(|d| d.row.faculty_id).collect();
@@ -123,7 +124,8 @@ impl Store {
                     q = q.bind(*id);
                 }
                 for row in q.fetch_all(&mut *tx).await? {
-                    faculty.insert(row.id, Touched::new(row));
+                    let (id, version) = (row.id, row.version);
+                    faculty.insert(id, Touched::new(row, version));
                 }
             }
 
@@ -363,25 +365,9 @@ struct Touched<R> {
     view: Option<FacultyView>,
 }
 
-trait Versioned {
-    fn version(&self) -> i64;
-}
-
-impl Versioned for DeskRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-}
-
-impl Versioned for FacultyRow {
-    fn version(&self) -> i64 {
-        self.version
-    }
-}
-
-impl<R: Versioned> Touched<R> {
-    fn new(row: R) -> Touched<R> {
-        Touched { version_read: row.version(), row, dirty: false, view: None }
+impl<R> Touched<R> {
+    fn new(row: R, version_read: i64) -> Touched<R> {
+        Touched { row, version_read, dirty: false, view: None }
     }
 }
 

@@ -52,7 +52,7 @@ pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile) -> Resu
     fs::write(site.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
     fs::write(&stamp_file, stamp)?;
     fs::remove_dir_all(&staging)?;
-    for (name, _) in [(&js, ()), (&wasm, ()), (&css, ())] {
+    for name in [&js, &wasm, &css] {
         let raw = fs::metadata(pkg.join(name))?.len();
         let br = fs::metadata(pkg.join(format!("{name}.br")))?.len();
         eprintln!("    pkg/{name}: {raw} bytes, {br} brotli");

@@ -11,11 +11,10 @@ use store::{Change, Outcome, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Handles to a running ingest.
+/// Handle to a running ingest (it stops with the cancellation token given to `start`).
 #[derive(Clone, Debug)]
 pub struct IngestHandle {
     pub stats: Arc<IngestStats>,
-    pub client: AsyncClient,
 }
 
 /// Publishes that arrived but are not yet committed and acked. Sized well above any broker's
@@ -48,7 +47,7 @@ pub fn start(config: MqttConfig, store: Store, shutdown: CancellationToken) -> I
     ));
     tokio::spawn(batch(config.clone(), store.clone(), client.clone(), rx, stats.clone(), shutdown.clone()));
     tokio::spawn(sweep(config.desk_timeout, store, stats.clone(), connected_since, shutdown));
-    IngestHandle { stats, client }
+    IngestHandle { stats }
 }
 
 async fn poll(
@@ -207,10 +206,7 @@ async fn batch(
                     Outcome::Applied { .. } => stats.applied.fetch_add(1, Relaxed),
                     Outcome::Stale => stats.stale.fetch_add(1, Relaxed),
                     Outcome::UnknownDesk => {
-                        let desk = match change {
-                            Change::Message { desk, .. } | Change::TimeOut { desk, .. } => desk,
-                        };
-                        rejects.log(desk, &Reject::UnknownDesk);
+                        rejects.log(change.desk(), &Reject::UnknownDesk);
                         stats.reject(Reject::UnknownDesk.label());
                         0
                     }
