@@ -108,7 +108,12 @@ async fn metrics_parse_and_move() {
     let mut after = HashMap::new();
     for _ in 0..200 {
         after = parse(&get("/metrics").await);
-        if after["consultease_mqtt_received_total"] >= 4.0 && after["consultease_sse_clients"] >= 1.0 {
+        // Received is counted on arrival, applied/stale after the commit: wait until all four
+        // messages have an outcome, not merely until they arrived.
+        let rejected: f64 =
+            after.iter().filter(|(k, _)| k.starts_with("consultease_mqtt_rejected_total")).map(|(_, v)| v).sum();
+        let outcomes = after["consultease_mqtt_applied_total"] + after["consultease_mqtt_stale_total"] + rejected;
+        if outcomes >= 4.0 && after["consultease_sse_clients"] >= 1.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

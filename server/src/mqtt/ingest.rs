@@ -201,6 +201,14 @@ async fn batch(
                 }
             };
             let Some(outcomes) = outcomes else { break };
+            // Histograms first, outcome counters last: a reader that sees a message counted as
+            // applied or stale also sees its batch and latency observations.
+            stats.batches.fetch_add(1, Relaxed);
+            stats.batch_messages.fetch_add(changes.len() as u64, Relaxed);
+            stats.batch_size.observe(changes.len() as f64);
+            for arrived in &arrivals {
+                stats.apply_latency_seconds.observe(arrived.elapsed().as_secs_f64());
+            }
             for (change, outcome) in changes.iter().zip(&outcomes) {
                 match outcome {
                     Outcome::Applied { .. } => stats.applied.fetch_add(1, Relaxed),
@@ -211,12 +219,6 @@ async fn batch(
                         0
                     }
                 };
-            }
-            stats.batches.fetch_add(1, Relaxed);
-            stats.batch_messages.fetch_add(changes.len() as u64, Relaxed);
-            stats.batch_size.observe(changes.len() as f64);
-            for arrived in &arrivals {
-                stats.apply_latency_seconds.observe(arrived.elapsed().as_secs_f64());
             }
         }
         // Committed (or rejected): now the broker may forget them.
