@@ -260,3 +260,28 @@ async fn streams_end_when_the_server_shuts_down() {
     let end = tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("the stream must end");
     assert_eq!(end, None);
 }
+
+/// Browsers accept gzip and brotli, but a compressed event stream would sit in the encoder's
+/// buffer: streams go out uncompressed, uncached, and start with the reconnection delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_not_compressed_nor_cached_and_set_the_retry_delay() {
+    let s = server(4096, 1000).await;
+    let ids = desks(&s.state.store, 1).await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/events?after=1", s.url))
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers().get("content-encoding"), None);
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    s.state.store.apply(&[state_change(&ids[0], 2)]).await.unwrap();
+    while !text.contains("event: faculty") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(text.starts_with("retry: 1000\n"), "{text:?}");
+    assert!(text.contains("id: 2\nevent: faculty\ndata: {"), "{text:?}");
+}

@@ -9,22 +9,25 @@
 use super::metrics::StreamGuard;
 use super::{AppState, HttpError};
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
 use domain::{FacultyEvent, Snapshot};
-use futures::{Stream, StreamExt};
-use serde::Deserialize;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// How soon a browser reconnects after losing the stream.
-const RETRY: Duration = Duration::from_secs(1);
+/// Sent first on every stream: how soon a browser reconnects after losing it (ms), and a comment.
+const PREAMBLE: &[u8] = b"retry: 1000\n: live\n\n";
+const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
 
 pub async fn faculty(State(state): State<AppState>) -> Result<Json<Snapshot>, HttpError> {
     Ok(Json(state.store.snapshot().await?))
@@ -39,7 +42,7 @@ pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+) -> Result<Response, HttpError> {
     // A reconnecting EventSource sends the id of the last event it got; it wins over the URL's.
     let raw = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned).or(query.after);
     let after = match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -54,6 +57,7 @@ pub async fn events(
     let rx = state.store.bus().subscribe();
     let live = LiveStream {
         store: state.store.clone(),
+        frames: state.frames.clone(),
         rx,
         last: 0,
         queue: VecDeque::new(),
@@ -61,50 +65,96 @@ pub async fn events(
         guard: StreamGuard::new(state.metrics.clone()),
     };
     let stream = live.into_stream(after).take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    let headers = [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
+    Ok((headers, Body::from_stream(stream.map(Ok::<_, Infallible>))).into_response())
+}
+
+/// One SSE frame: `id`, `event` and the JSON on a single `data` line (compact JSON has no raw
+/// newlines, so no line of it can end the frame early).
+fn render(id: i64, kind: &str, data: &impl Serialize) -> Bytes {
+    let mut out = BytesMut::with_capacity(256).writer();
+    let rendered = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        write!(out, "id: {id}\nevent: {kind}\ndata: ")?;
+        serde_json::to_writer(&mut out, data)?;
+        out.write_all(b"\n\n")
+    })();
+    match rendered {
+        Ok(()) => out.into_inner().freeze(),
+        Err(err) => {
+            tracing::error!(%err, id, "cannot serialise an event");
+            Bytes::from_static(b": unserialisable event\n\n")
+        }
+    }
+}
+
+/// Committed events rendered once as SSE frames and shared by every stream: a delivery to each
+/// of thousands of clients is a reference-count increment and a socket write, not a
+/// serialisation. Recent events only (a slot per `id % SLOTS`); an event id names one immutable
+/// log entry, so a frame never goes stale.
+#[derive(Debug)]
+pub struct Frames {
+    slots: Box<[Mutex<(i64, Bytes)>]>,
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        const SLOTS: usize = 1024;
+        Frames { slots: (0..SLOTS).map(|_| Mutex::new((-1, Bytes::new()))).collect() }
+    }
+}
+
+impl Frames {
+    fn faculty(&self, ev: &FacultyEvent) -> Bytes {
+        let slot = &self.slots[ev.id.unsigned_abs() as usize % self.slots.len()];
+        // Held while rendering: streams woken by the same event wait for the one rendering it.
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.0 != ev.id {
+            *slot = (ev.id, render(ev.id, "faculty", &ev.faculty));
+        }
+        slot.1.clone()
+    }
 }
 
 struct LiveStream {
     store: store::Store,
+    frames: Arc<Frames>,
     rx: Receiver<Arc<FacultyEvent>>,
     /// The newest event id this client has (from the replay, a snapshot or a live event).
     last: i64,
-    queue: VecDeque<Event>,
+    queue: VecDeque<Bytes>,
     max_replay: i64,
     /// Counts this stream as connected, and its events.
     guard: StreamGuard,
 }
 
-fn faculty_event(ev: &FacultyEvent) -> Event {
-    Event::default().id(ev.id.to_string()).event("faculty").json_data(&ev.faculty).unwrap_or_else(|err| {
-        tracing::error!(%err, "cannot serialise an event");
-        Event::default().comment("unserialisable event")
-    })
-}
-
 impl LiveStream {
-    fn into_stream(self, after: Option<i64>) -> impl Stream<Item = Result<Event, Infallible>> {
+    fn into_stream(self, after: Option<i64>) -> impl futures::Stream<Item = Bytes> {
         futures::stream::unfold((self, Some(after)), |(mut st, start)| async move {
             if let Some(after) = start {
-                st.queue.push_back(Event::default().retry(RETRY).comment("live"));
                 if let Err(err) = st.start(after).await {
                     tracing::error!(error = %err, "cannot start an event stream");
                     return None;
                 }
+                return Some((Bytes::from_static(PREAMBLE), (st, None)));
             }
             loop {
-                if let Some(ev) = st.queue.pop_front() {
+                if let Some(frame) = st.queue.pop_front() {
                     if st.queue.is_empty() {
                         st.queue.shrink_to(0);
                     }
                     st.guard.metrics().sse_events_sent.fetch_add(1, Relaxed);
-                    return Some((Ok(ev), (st, None)));
+                    return Some((frame, (st, None)));
                 }
-                match st.rx.recv().await {
+                // A comment after a quiet spell keeps proxies and browsers from timing out.
+                let Ok(received) = tokio::time::timeout(KEEP_ALIVE, st.rx.recv()).await else {
+                    return Some((Bytes::from_static(KEEP_ALIVE_FRAME), (st, None)));
+                };
+                match received {
                     Ok(ev) if ev.id > st.last => {
                         st.last = ev.id;
                         st.guard.metrics().sse_events_sent.fetch_add(1, Relaxed);
-                        return Some((Ok(faculty_event(&ev)), (st, None)));
+                        return Some((st.frames.faculty(&ev), (st, None)));
                     }
                     Ok(_) => {} // already sent in the replay
                     Err(RecvError::Lagged(missed)) => {
@@ -135,7 +185,7 @@ impl LiveStream {
         }
         self.last = after;
         for ev in &events {
-            self.queue.push_back(faculty_event(ev));
+            self.queue.push_back(self.frames.faculty(ev));
             self.last = ev.id;
         }
         Ok(())
@@ -145,8 +195,7 @@ impl LiveStream {
         self.guard.metrics().sse_snapshots.fetch_add(1, Relaxed);
         let snap = self.store.snapshot().await?;
         self.last = snap.cursor;
-        let ev = Event::default().id(snap.cursor.to_string()).event("snapshot").json_data(&snap).unwrap_or_default();
-        self.queue.push_back(ev);
+        self.queue.push_back(render(snap.cursor, "snapshot", &snap));
         Ok(())
     }
 }

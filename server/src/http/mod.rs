@@ -40,6 +40,8 @@ pub struct AppState {
     /// A stream resuming further back than this many events gets a snapshot instead.
     pub max_replay: i64,
     pub metrics: Arc<metrics::HttpMetrics>,
+    /// Recent events rendered once for all event streams.
+    pub frames: Arc<live::Frames>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -66,6 +68,7 @@ impl AppState {
             ingest: None,
             max_replay: 1000,
             metrics: Arc::default(),
+            frames: Arc::default(),
         }
     }
 
@@ -105,6 +108,16 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A listening socket with a deep accept queue: after a restart, every kiosk and phone reconnects
+/// at once, and the default backlog (1,024) would make the surplus wait for SYN retransmissions
+/// (1 s, 3 s, 7 s…). The kernel caps it at `net.core.somaxconn`.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Starts the MQTT ingest, binds `args.bind` and serves until SIGINT/SIGTERM, then drains open
 /// requests and ends long-lived streams.
 pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
@@ -121,8 +134,7 @@ pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
     if state.assets.is_none() {
         tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
     }
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
+    let listener = listen(args.bind)
         .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     if args.demo {

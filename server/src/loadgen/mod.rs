@@ -167,6 +167,11 @@ struct Shared {
     sched: Vec<Vec<AtomicU64>>,
     publishing_done: AtomicBool,
     received: AtomicU64,
+    /// Clients whose stream has started (or failed to): publishing waits for all of them.
+    settled: AtomicU64,
+    /// Bounds the connections being opened at once, so none waits on a full accept queue (and
+    /// counts its SYN retransmissions as latency).
+    connecting: tokio::sync::Semaphore,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -311,7 +316,12 @@ async fn floor(broker: &BrokerAddr, prefix: &str, rate: f64, duration: Duration)
 
 async fn client(shared: Arc<Shared>, host: String, port: u16, cursor: i64) -> ClientResult {
     let mut r = ClientResult { held: shared.base.clone(), ..Default::default() };
-    let mut conn = match SseConn::connect(&host, port, &format!("/api/events?after={cursor}")).await {
+    let opened = {
+        let _permit = shared.connecting.acquire().await;
+        SseConn::connect(&host, port, &format!("/api/events?after={cursor}")).await
+    };
+    shared.settled.fetch_add(1, Relaxed);
+    let mut conn = match opened {
         Ok(c) => c,
         Err(e) => {
             r.error = Some(format!("{e:#}"));
@@ -471,6 +481,8 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
         sched: (0..d).map(|_| (0..per_desk).map(|_| AtomicU64::new(0)).collect()).collect(),
         publishing_done: AtomicBool::new(false),
         received: AtomicU64::new(0),
+        settled: AtomicU64::new(0),
+        connecting: tokio::sync::Semaphore::new(256),
         stop: tokio_util::sync::CancellationToken::new(),
     });
     let metrics_before = http_get(&host, port, "/metrics").await.unwrap_or_default();
@@ -487,7 +499,12 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
     for _ in 0..args.clients {
         clients.push(tokio::spawn(client(shared.clone(), host.clone(), port, snap.cursor)));
     }
-    tokio::time::sleep(Duration::from_millis(200 + args.clients as u64 / 10)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shared.settled.load(Relaxed) < args.clients as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the server finish what it allocates per stream before reading its RSS.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let connected = pid.and_then(procstat::sample);
 
     say(&format!("publishing {total} changes from {d} desks at {}/s for {:?}", args.rate, args.duration));
