@@ -272,6 +272,12 @@ async fn connect(
     Ok(client)
 }
 
+/// How many of `total` messages are due `elapsed` into a schedule of `rate` per second: message
+/// `i` is due at `i / rate` (so message 0 at once). Latency counts from that instant.
+fn due(elapsed: Duration, rate: f64, total: u64) -> u64 {
+    ((elapsed.as_secs_f64() * rate).floor() as u64).saturating_add(1).min(total)
+}
+
 /// Publish → receipt through the broker alone, at `rate` for `duration`.
 async fn floor(broker: &BrokerAddr, prefix: &str, rate: f64, duration: Duration) -> Result<Latency> {
     if duration.is_zero() {
@@ -301,7 +307,7 @@ async fn floor(broker: &BrokerAddr, prefix: &str, rate: f64, duration: Duration)
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     while i < total {
         tick.tick().await;
-        let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(total);
+        let due = due(start.elapsed(), rate, total);
         while i < due {
             let sched = (i as f64 / rate * 1e9) as u64;
             publ.publish(&topic, QoS::AtLeastOnce, false, sched.to_le_bytes().to_vec()).await?;
@@ -538,7 +544,7 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
     let mut i = 0u64;
     while i < total {
         tick.tick().await;
-        let due = ((t0.elapsed().as_secs_f64() * args.rate) as u64).min(total);
+        let due = due(t0.elapsed(), args.rate, total);
         while i < due {
             let desk = (i % d as u64) as usize;
             let k = shared.sent[desk].load(Relaxed) as usize;
@@ -689,4 +695,21 @@ pub fn print(r: &Report) {
         r.gaps,
         if r.ok() { "OK" } else { "FAILED" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_i_is_due_at_i_over_rate() {
+        let ms = Duration::from_millis;
+        // At 2/s: message 0 at 0 ms, message 1 at 500 ms, message 2 at 1000 ms.
+        assert_eq!(due(ms(0), 2.0, 10), 1);
+        assert_eq!(due(ms(499), 2.0, 10), 1);
+        assert_eq!(due(ms(500), 2.0, 10), 2);
+        assert_eq!(due(ms(1000), 2.0, 10), 3);
+        assert_eq!(due(ms(60_000), 2.0, 10), 10);
+        assert_eq!(due(ms(0), 2.0, 0), 0);
+    }
 }
