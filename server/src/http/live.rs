@@ -132,7 +132,9 @@ impl LiveStream {
     fn into_stream(self, after: Option<i64>) -> impl futures::Stream<Item = Bytes> {
         futures::stream::unfold((self, Some(after)), |(mut st, start)| async move {
             if let Some(after) = start {
-                if let Err(err) = st.start(after).await {
+                // Boxed: the replay's database futures are large, and an unboxed await would
+                // size every idle stream's state for them.
+                if let Err(err) = Box::pin(st.start(after)).await {
                     tracing::error!(error = %err, "cannot start an event stream");
                     return None;
                 }
@@ -160,7 +162,7 @@ impl LiveStream {
                     Err(RecvError::Lagged(missed)) => {
                         st.guard.metrics().sse_lagged.fetch_add(1, Relaxed);
                         tracing::warn!(missed, "event stream receiver lagged; sending a snapshot");
-                        if let Err(err) = st.snapshot().await {
+                        if let Err(err) = Box::pin(st.snapshot()).await {
                             tracing::error!(error = %err, "cannot resynchronise an event stream");
                             return None;
                         }
