@@ -92,7 +92,7 @@ impl Store {
             let mut seen = std::collections::HashSet::new();
             desk_ids.extend(changes.iter().map(Change::desk).filter(|d| seen.insert(*d)));
         }
-        let mark = self.param_mark();
+        let params = self.params();
         on_db!(&self.db, pool => {
             let t0 = std::time::Instant::now();
             let mut tx = pool.begin_with(self.begin_write()).await?;
@@ -103,7 +103,7 @@ impl Store {
             // 1. Read what the batch touches.
             let mut desks: HashMap<String, Touched<DeskRow>> = HashMap::with_capacity(desk_ids.len());
             for chunk in shaped(&desk_ids) {
-                let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", placeholders(mark, 1, chunk.len()));
+                let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", params.list(1, chunk.len()));
                 let mut q = sqlx::query_as::<_, DeskRow>(&sql);
                 for id in chunk {
                     q = q.bind(*id);
@@ -118,7 +118,7 @@ impl Store {
             fids.dedup();
             let mut faculty: HashMap<i64, Touched<FacultyRow>> = HashMap::with_capacity(fids.len());
             for chunk in shaped(&fids) {
-                let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", placeholders(mark, 1, chunk.len()));
+                let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", params.list(1, chunk.len()));
                 let mut q = sqlx::query_as::<_, FacultyRow>(&sql);
                 for id in chunk {
                     q = q.bind(*id);
@@ -189,10 +189,17 @@ impl Store {
                 let values = (0..chunk.len())
                     .map(|i| {
                         let p = i * 8;
+                        let cast = |n: usize, t: &str| format!("CAST({} AS {t})", params.nth(p + n));
                         format!(
-                            "(CAST({m}{} AS BIGINT), CAST({m}{} AS BIGINT), CAST({m}{} AS BIGINT), CAST({m}{} AS TEXT), \
-                             CAST({m}{} AS BOOLEAN), CAST({m}{} AS BOOLEAN), CAST({m}{} AS BOOLEAN), CAST({m}{} AS BIGINT))",
-                            p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8, m = mark
+                            "({}, {}, {}, {}, {}, {}, {}, {})",
+                            cast(1, "BIGINT"),
+                            cast(2, "BIGINT"),
+                            cast(3, "BIGINT"),
+                            cast(4, "TEXT"),
+                            cast(5, "BOOLEAN"),
+                            cast(6, "BOOLEAN"),
+                            cast(7, "BOOLEAN"),
+                            cast(8, "BIGINT"),
                         )
                     })
                     .collect::<Vec<_>>()
@@ -223,7 +230,7 @@ impl Store {
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(pending.len());
             for chunk in shaped(&pending) {
                 let values = (0..chunk.len())
-                    .map(|i| format!("('faculty_status', {})", placeholders(mark, i * 13 + 1, 13)))
+                    .map(|i| format!("('faculty_status', {})", params.list(i * 13 + 1, 13)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
@@ -260,7 +267,7 @@ impl Store {
                 let values = (0..chunk.len())
                     .map(|i| {
                         let p = i * 12;
-                        let cast = |n: usize, t: &str| format!("CAST({mark}{} AS {t})", p + n);
+                        let cast = |n: usize, t: &str| format!("CAST({} AS {t})", params.nth(p + n));
                         format!(
                             "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
                             cast(1, "TEXT"),
@@ -352,10 +359,6 @@ fn shaped<T>(items: &[T]) -> Vec<&[T]> {
 /// `?start, ?start+1, …` (SQLite) or `$start, …` (PostgreSQL), n of them. SQLite reads `$N` as a
 /// *named* parameter and looks each one up in a list while parsing: quadratic in a statement with
 /// thousands of them. `?N` is numbered.
-fn placeholders(mark: char, start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("{mark}{i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// A row read in this transaction, the version it had then, and whether it changed.
 struct Touched<R> {
     row: R,

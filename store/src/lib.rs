@@ -161,11 +161,11 @@ impl Store {
         }
     }
 
-    /// The prefix of numbered parameters in generated SQL (`?1` for SQLite, `$1` for PostgreSQL).
-    fn param_mark(&self) -> char {
+    /// How generated bulk SQL spells its bind parameters.
+    fn params(&self) -> Params {
         match self.db {
-            Db::Sqlite(_) => '?',
-            Db::Postgres(_) => '$',
+            Db::Sqlite(_) => Params::InOrder,
+            Db::Postgres(_) => Params::Numbered,
         }
     }
 
@@ -177,6 +177,32 @@ impl Store {
             Db::Sqlite(_) => None,
             Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(7290001)"),
         }
+    }
+}
+
+/// How generated bulk SQL spells its n-th bind parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Params {
+    /// PostgreSQL: `$n`.
+    Numbered,
+    /// SQLite: a plain `?`, bound in order. A numbered `?NNN` (or `$NNN`) is a *named* parameter
+    /// there: sqlx asks for every parameter's name, and SQLite finds each by a linear search, so a
+    /// bulk statement with hundreds of them binds in quadratic time (measured: a third of the
+    /// ingest's CPU at 12,000 changes/s). Generated statements use their parameters in order.
+    InOrder,
+}
+
+impl Params {
+    fn nth(self, n: usize) -> String {
+        match self {
+            Params::Numbered => format!("${n}"),
+            Params::InOrder => "?".to_owned(),
+        }
+    }
+
+    /// `n` parameters from `start` on, comma-separated.
+    fn list(self, start: usize, n: usize) -> String {
+        (start..start + n).map(|i| self.nth(i)).collect::<Vec<_>>().join(", ")
     }
 }
 
