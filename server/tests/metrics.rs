@@ -108,17 +108,16 @@ async fn metrics_parse_and_move() {
     let mut after = HashMap::new();
     for _ in 0..200 {
         after = parse(&get("/metrics").await);
-        // Received is counted on arrival, applied/stale after the commit: wait until all four
-        // messages have an outcome, not merely until they arrived.
-        let rejected: f64 =
-            after.iter().filter(|(k, _)| k.starts_with("consultease_mqtt_rejected_total")).map(|(_, v)| v).sum();
-        let outcomes = after["consultease_mqtt_applied_total"] + after["consultease_mqtt_stale_total"] + rejected;
-        if outcomes >= 4.0 && after["consultease_sse_clients"] >= 1.0 {
+        // Received is counted on arrival; each message is acknowledged last, after its outcome and
+        // the histograms are recorded.
+        if after["consultease_mqtt_acked_total"] >= 4.0 && after["consultease_sse_clients"] >= 1.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(after["consultease_mqtt_received_total"], 4.0);
+    assert_eq!(after["consultease_mqtt_acked_total"], 4.0, "malformed messages are acknowledged too");
+    assert_eq!(after["consultease_mqtt_pending"], 0.0);
     assert_eq!(after["consultease_mqtt_applied_total"], 2.0);
     assert_eq!(after["consultease_mqtt_stale_total"], 1.0);
     assert_eq!(after["consultease_mqtt_rejected_total{reason=\"malformed_json\"}"], 1.0);

@@ -107,6 +107,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         c(&mut out, "consultease_mqtt_applied_total", "Desk messages that changed a desk's record.", &s.applied);
         c(&mut out, "consultease_mqtt_stale_total", "Desk messages older than what was recorded.", &s.stale);
         c(&mut out, "consultease_commit_batches_total", "Transactions committed by the ingest.", &s.batches);
+        counter(
+            &mut out,
+            "consultease_mqtt_pending",
+            "Desk messages received and not yet committed and acknowledged.",
+            "gauge",
+            s.received.load(Relaxed).saturating_sub(s.acked.load(Relaxed)),
+        );
+        c(
+            &mut out,
+            "consultease_mqtt_acked_total",
+            "Desk messages acknowledged to the broker (after their commit).",
+            &s.acked,
+        );
         c(&mut out, "consultease_commit_errors_total", "Failed ingest commits (retried).", &s.commit_errors);
         c(&mut out, "consultease_desks_timed_out_total", "Desks marked offline by the timeout.", &s.desks_timed_out);
         out.push_str("# HELP consultease_mqtt_rejected_total Desk messages rejected, by reason.\n");

@@ -17,9 +17,8 @@ pub struct IngestHandle {
     pub stats: Arc<IngestStats>,
 }
 
-/// Publishes that arrived but are not yet committed and acked. Sized well above any broker's
-/// in-flight window for QoS 1, so the poll loop does not wait on it in practice.
-const CHANNEL: usize = 65_536;
+/// Capacity of rumqttc's request channel, which carries our acks to the event loop.
+const REQUESTS: usize = 65_536;
 
 pub fn start(config: MqttConfig, store: Store, shutdown: CancellationToken) -> IngestHandle {
     let mut opts = MqttOptions::new(&config.client_id, &config.broker.host, config.broker.port);
@@ -27,14 +26,20 @@ pub fn start(config: MqttConfig, store: Store, shutdown: CancellationToken) -> I
         .set_manual_acks(true) // acked only after the commit
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(64 * 1024, 64 * 1024)
-        .set_request_channel_capacity(CHANNEL)
+        .set_request_channel_capacity(REQUESTS)
         .set_inflight(1000);
     if let Some(user) = &config.broker.username {
         opts.set_credentials(user, config.broker.password.as_deref().unwrap_or(""));
     }
-    let (client, eventloop) = AsyncClient::new(opts, CHANNEL);
+    let (client, eventloop) = AsyncClient::new(opts, REQUESTS);
     let stats = Arc::new(IngestStats::default());
-    let (tx, rx) = mpsc::channel(CHANNEL);
+    // Unbounded on purpose: the poll loop must never wait on the batcher. The acks the batcher
+    // sends after each commit travel through the same event loop, so a poll loop blocked on a full
+    // channel and a batcher blocked on a full request queue wait for each other for ever — seen
+    // under sustained overload, when Mosquitto 2.0.11 delivered far more than its in-flight window
+    // (65,537 unacknowledged messages). What bounds this queue is the broker's in-flight window;
+    // `consultease_mqtt_pending` shows its length.
+    let (tx, rx) = mpsc::unbounded_channel();
     let connected_since = Arc::new(std::sync::Mutex::new(None::<Instant>));
     tokio::spawn(poll(
         eventloop,
@@ -54,7 +59,7 @@ async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     filter: String,
-    tx: mpsc::Sender<(Instant, Publish)>,
+    tx: mpsc::UnboundedSender<(Instant, Publish)>,
     stats: Arc<IngestStats>,
     connected_since: Arc<std::sync::Mutex<Option<Instant>>>,
     shutdown: CancellationToken,
@@ -86,7 +91,7 @@ async fn poll(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 stats.received.fetch_add(1, Relaxed);
-                if tx.send((Instant::now(), publish)).await.is_err() {
+                if tx.send((Instant::now(), publish)).is_err() {
                     break;
                 }
             }
@@ -140,7 +145,7 @@ async fn batch(
     config: MqttConfig,
     store: Store,
     client: AsyncClient,
-    mut rx: mpsc::Receiver<(Instant, Publish)>,
+    mut rx: mpsc::UnboundedReceiver<(Instant, Publish)>,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
 ) {
@@ -223,9 +228,13 @@ async fn batch(
         }
         // Committed (or rejected): now the broker may forget them.
         for (_, p) in &publishes {
-            if let Err(err) = client.ack(p).await {
-                tracing::warn!(%err, "cannot ack");
-            }
+            match client.ack(p).await {
+                Ok(()) => stats.acked.fetch_add(1, Relaxed),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot ack");
+                    0
+                }
+            };
         }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 #[derive(Debug)]
 pub struct IngestStats {
     pub received: AtomicU64,
+    /// Messages acknowledged to the broker (after their commit, or rejection).
+    pub acked: AtomicU64,
     pub applied: AtomicU64,
     pub stale: AtomicU64,
     rejected: [AtomicU64; Reject::LABELS.len()],
@@ -29,6 +31,7 @@ impl Default for IngestStats {
     fn default() -> Self {
         IngestStats {
             received: AtomicU64::default(),
+            acked: AtomicU64::default(),
             applied: AtomicU64::default(),
             stale: AtomicU64::default(),
             rejected: Default::default(),
