@@ -285,3 +285,26 @@ async fn streams_are_not_compressed_nor_cached_and_set_the_retry_delay() {
     assert!(text.starts_with("retry: 1000\n"), "{text:?}");
     assert!(text.contains("id: 2\nevent: faculty\ndata: {"), "{text:?}");
 }
+
+/// A quiet stream still carries a comment now and then, so that proxies and browsers keep it open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_stream_gets_keep_alive_comments() {
+    let mut s = server(4096, 1000).await;
+    s.state.keep_alive = Duration::from_millis(100);
+    // Serve the changed state on a new listener.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(s.state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    desks(&s.state.store, 1).await;
+    let res = reqwest::get(format!("{url}/api/events?after=1")).await.unwrap();
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let started = std::time::Instant::now();
+    while text.matches(": keep-alive\n\n").count() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200), "comments come only after quiet spells");
+    assert!(!text.contains("event:"), "{text:?}");
+}

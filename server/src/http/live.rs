@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Sent first on every stream: how soon a browser reconnects after losing it (ms), and a comment.
 const PREAMBLE: &[u8] = b"retry: 1000\n: live\n\n";
 const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
@@ -62,6 +61,7 @@ pub async fn events(
         last: 0,
         queue: VecDeque::new(),
         max_replay: state.max_replay,
+        keep_alive: state.keep_alive,
         guard: StreamGuard::new(state.metrics.clone()),
     };
     let stream = live.into_stream(after).take_until(state.shutdown.clone().cancelled_owned());
@@ -124,6 +124,8 @@ struct LiveStream {
     last: i64,
     queue: VecDeque<Bytes>,
     max_replay: i64,
+    /// A comment goes out after this long without an event.
+    keep_alive: Duration,
     /// Counts this stream as connected, and its events.
     guard: StreamGuard,
 }
@@ -149,7 +151,7 @@ impl LiveStream {
                     return Some((frame, (st, None)));
                 }
                 // A comment after a quiet spell keeps proxies and browsers from timing out.
-                let Ok(received) = tokio::time::timeout(KEEP_ALIVE, st.rx.recv()).await else {
+                let Ok(received) = tokio::time::timeout(st.keep_alive, st.rx.recv()).await else {
                     return Some((Bytes::from_static(KEEP_ALIVE_FRAME), (st, None)));
                 };
                 match received {

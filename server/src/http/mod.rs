@@ -39,6 +39,8 @@ pub struct AppState {
     pub ingest: Option<Arc<IngestStats>>,
     /// A stream resuming further back than this many events gets a snapshot instead.
     pub max_replay: i64,
+    /// An idle event stream gets a comment this often, so that proxies do not close it.
+    pub keep_alive: std::time::Duration,
     pub metrics: Arc<metrics::HttpMetrics>,
     /// Recent events rendered once for all event streams.
     pub frames: Arc<live::Frames>,
@@ -67,6 +69,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             ingest: None,
             max_replay: 1000,
+            keep_alive: std::time::Duration::from_secs(15),
             metrics: Arc::default(),
             frames: Arc::default(),
         }
