@@ -203,3 +203,48 @@ impl LiveStream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{FacultyView, Status};
+
+    fn event(id: i64, version: i64) -> FacultyEvent {
+        let faculty = FacultyView {
+            id: 7,
+            name: "Ada \"the first\"\nLovelace".into(),
+            department: "CS".into(),
+            status: Status::Available,
+            present: true,
+            busy: false,
+            desk_online: true,
+            last_seen: Some(1),
+            changed_at: 1,
+            version,
+        };
+        FacultyEvent { id, faculty }
+    }
+
+    #[test]
+    fn a_frame_is_one_event_with_its_json_on_one_data_line() {
+        let frame = Frames::default().faculty(&event(42, 3));
+        let text = std::str::from_utf8(&frame).unwrap();
+        let (head, data) = text.split_once("data: ").unwrap();
+        assert_eq!(head, "id: 42\nevent: faculty\n");
+        assert!(data.ends_with("\n\n") && !data.trim_end().contains('\n'), "{text:?}");
+        let json: serde_json::Value = serde_json::from_str(data.trim_end()).unwrap();
+        assert_eq!((json["version"].as_i64(), json["name"].as_str()), (Some(3), Some("Ada \"the first\"\nLovelace")));
+    }
+
+    #[test]
+    fn each_event_is_rendered_once_and_shared() {
+        let frames = Frames::default();
+        let a = frames.faculty(&event(5, 1));
+        let b = frames.faculty(&event(5, 1));
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the second stream gets the same buffer");
+        // An event that lands in the same slot replaces it; the slot never serves the wrong id.
+        let later = frames.faculty(&event(5 + 1024, 2));
+        assert!(std::str::from_utf8(&later).unwrap().starts_with("id: 1029\n"));
+        assert!(std::str::from_utf8(&frames.faculty(&event(5, 1))).unwrap().starts_with("id: 5\n"));
+    }
+}
