@@ -1,7 +1,7 @@
 //! Applying desk messages (and desk timeouts): the write path of the live status pipeline.
 
 use crate::rows::{DESK_COLUMNS, DeskRow, FACULTY_COLUMNS, FacultyRow, columns, parse_status};
-use crate::{Result, Store, StoreError, now_ms};
+use crate::{Params, Result, Store, StoreError, now_ms};
 use domain::status::DeskInputs;
 use domain::{DeskMessage, DeskRecord, DeskUpdate, FacultyEvent, FacultyView};
 use std::collections::HashMap;
@@ -92,7 +92,6 @@ impl Store {
             let mut seen = std::collections::HashSet::new();
             desk_ids.extend(changes.iter().map(Change::desk).filter(|d| seen.insert(*d)));
         }
-        let params = self.params();
         on_db!(&self.db, pool => {
             let t0 = std::time::Instant::now();
             let mut tx = pool.begin_with(self.begin_write()).await?;
@@ -103,8 +102,7 @@ impl Store {
             // 1. Read what the batch touches.
             let mut desks: HashMap<String, Touched<DeskRow>> = HashMap::with_capacity(desk_ids.len());
             for chunk in shaped(&desk_ids) {
-                let sql = format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", params.list(1, chunk.len()));
-                let mut q = sqlx::query_as::<_, DeskRow>(&sql);
+                let mut q = sqlx::query_as::<_, DeskRow>(&self.bulk.rows(chunk.len()).select_desks);
                 for id in chunk {
                     q = q.bind(*id);
                 }
@@ -118,8 +116,7 @@ impl Store {
             fids.dedup();
             let mut faculty: HashMap<i64, Touched<FacultyRow>> = HashMap::with_capacity(fids.len());
             for chunk in shaped(&fids) {
-                let sql = format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", params.list(1, chunk.len()));
-                let mut q = sqlx::query_as::<_, FacultyRow>(&sql);
+                let mut q = sqlx::query_as::<_, FacultyRow>(&self.bulk.rows(chunk.len()).select_faculty);
                 for id in chunk {
                     q = q.bind(*id);
                 }
@@ -186,30 +183,7 @@ impl Store {
             // 3. Write: faculty rows (compare-and-set), events, desk rows (compare-and-set).
             let rows: Vec<&Touched<FacultyRow>> = faculty.values().filter(|f| f.dirty).collect();
             for chunk in shaped(&rows) {
-                let values = (0..chunk.len())
-                    .map(|i| {
-                        let p = i * 8;
-                        let cast = |n: usize, t: &str| format!("CAST({} AS {t})", params.nth(p + n));
-                        format!(
-                            "({}, {}, {}, {}, {}, {}, {}, {})",
-                            cast(1, "BIGINT"),
-                            cast(2, "BIGINT"),
-                            cast(3, "BIGINT"),
-                            cast(4, "TEXT"),
-                            cast(5, "BOOLEAN"),
-                            cast(6, "BOOLEAN"),
-                            cast(7, "BOOLEAN"),
-                            cast(8, "BIGINT"),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "UPDATE faculty SET version = v.column3, status = v.column4, present = v.column5, busy = v.column6, \
-                     desk_online = v.column7, changed_at = v.column8 FROM (VALUES {values}) AS v \
-                     WHERE faculty.id = v.column1 AND faculty.version = v.column2"
-                );
-                let mut q = sqlx::query(&sql);
+                let mut q = sqlx::query(&self.bulk.rows(chunk.len()).update_faculty);
                 for f in chunk {
                     let Some(v) = &f.view else { continue };
                     q = q
@@ -229,16 +203,7 @@ impl Store {
             let t_fac = t0.elapsed();
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(pending.len());
             for chunk in shaped(&pending) {
-                let values = (0..chunk.len())
-                    .map(|i| format!("('faculty_status', {})", params.list(i * 13 + 1, 13)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, \
-                     changed_at, last_seen, source, desk_id, boot, seq, at) VALUES {values} \
-                     RETURNING id, faculty_id, version"
-                );
-                let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+                let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&self.bulk.rows(chunk.len()).insert_events);
                 for ev in chunk {
                     let (boot, seq) = columns(ev.clock);
                     let v = &ev.view;
@@ -264,35 +229,7 @@ impl Store {
             let t_ev = t0.elapsed();
             let rows: Vec<&Touched<DeskRow>> = desks.values().filter(|d| d.dirty).collect();
             for chunk in shaped(&rows) {
-                let values = (0..chunk.len())
-                    .map(|i| {
-                        let p = i * 12;
-                        let cast = |n: usize, t: &str| format!("CAST({} AS {t})", params.nth(p + n));
-                        format!(
-                            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                            cast(1, "TEXT"),
-                            cast(2, "BIGINT"),
-                            cast(3, "BIGINT"),
-                            cast(4, "BIGINT"),
-                            cast(5, "BIGINT"),
-                            cast(6, "BIGINT"),
-                            cast(7, "BOOLEAN"),
-                            cast(8, "BOOLEAN"),
-                            cast(9, "BIGINT"),
-                            cast(10, "BIGINT"),
-                            cast(11, "BOOLEAN"),
-                            cast(12, "BIGINT"),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "UPDATE desks SET last_boot = v.column3, last_seq = v.column4, state_boot = v.column5, \
-                     state_seq = v.column6, present = v.column7, busy = v.column8, online_boot = v.column9, \
-                     online_seq = v.column10, online = v.column11, last_seen = v.column12, version = desks.version + 1 \
-                     FROM (VALUES {values}) AS v WHERE desks.id = v.column1 AND desks.version = v.column2"
-                );
-                let mut q = sqlx::query(&sql);
+                let mut q = sqlx::query(&self.bulk.rows(chunk.len()).update_desks);
                 for d in chunk {
                     let r = &d.row;
                     q = q
@@ -340,15 +277,18 @@ impl Store {
     }
 }
 
-/// Splits `items` into runs of 64, then of the largest power of two that fits, so that each bulk
-/// statement comes in a few shapes (64, 32, …, 1 rows) that every connection's statement cache
-/// keeps prepared. (A shape per batch size thrashed the cache and cost more than the work.) 64
-/// rows of 13 parameters stay far below SQLite's 32,766 and PostgreSQL's 65,535.
+/// The most rows one bulk statement carries: 64 rows of 13 parameters stay far below SQLite's
+/// 32,766 and PostgreSQL's 65,535.
+const MAX_ROWS: usize = 64;
+
+/// Splits `items` into runs of [`MAX_ROWS`], then of the largest power of two that fits, so that
+/// each bulk statement comes in a few shapes (64, 32, …, 1 rows) that every connection's statement
+/// cache keeps prepared. (A shape per batch size thrashed the cache and cost more than the work.)
 fn shaped<T>(items: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
-        let n = if rest.len() >= 64 { 64 } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
+        let n = if rest.len() >= MAX_ROWS { MAX_ROWS } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
         let (run, tail) = rest.split_at(n);
         out.push(run);
         rest = tail;
@@ -356,9 +296,90 @@ fn shaped<T>(items: &[T]) -> Vec<&[T]> {
     out
 }
 
-/// `?start, ?start+1, …` (SQLite) or `$start, …` (PostgreSQL), n of them. SQLite reads `$N` as a
-/// *named* parameter and looks each one up in a list while parsing: quadratic in a statement with
-/// thousands of them. `?N` is numbered.
+/// The bulk statements of `try_apply`, one set per shape that [`shaped`] makes, written once when
+/// the store connects instead of on every batch.
+pub(crate) struct BulkSql {
+    /// Index k holds the statements for 2^k rows.
+    shapes: Vec<ShapeSql>,
+}
+
+struct ShapeSql {
+    select_desks: String,
+    select_faculty: String,
+    update_faculty: String,
+    insert_events: String,
+    update_desks: String,
+}
+
+impl std::fmt::Debug for BulkSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BulkSql({} shapes)", self.shapes.len())
+    }
+}
+
+impl BulkSql {
+    pub(crate) fn new(params: Params) -> BulkSql {
+        let shapes = (0..=MAX_ROWS.trailing_zeros())
+            .map(|k| {
+                let n = 1 << k;
+                ShapeSql {
+                    select_desks: format!("SELECT {DESK_COLUMNS} FROM desks WHERE id IN ({})", params.list(1, n)),
+                    select_faculty: format!("SELECT {FACULTY_COLUMNS} FROM faculty WHERE id IN ({})", params.list(1, n)),
+                    update_faculty: format!(
+                        "UPDATE faculty SET version = v.column3, status = v.column4, present = v.column5, busy = v.column6, \
+                         desk_online = v.column7, changed_at = v.column8 FROM (VALUES {}) AS v \
+                         WHERE faculty.id = v.column1 AND faculty.version = v.column2",
+                        typed_rows(params, n, &["BIGINT", "BIGINT", "BIGINT", "TEXT", "BOOLEAN", "BOOLEAN", "BOOLEAN", "BIGINT"])
+                    ),
+                    insert_events: format!(
+                        "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, \
+                         changed_at, last_seen, source, desk_id, boot, seq, at) VALUES {} \
+                         RETURNING id, faculty_id, version",
+                        (0..n).map(|i| format!("('faculty_status', {})", params.list(i * 13 + 1, 13))).collect::<Vec<_>>().join(", ")
+                    ),
+                    update_desks: format!(
+                        "UPDATE desks SET last_boot = v.column3, last_seq = v.column4, state_boot = v.column5, \
+                         state_seq = v.column6, present = v.column7, busy = v.column8, online_boot = v.column9, \
+                         online_seq = v.column10, online = v.column11, last_seen = v.column12, version = desks.version + 1 \
+                         FROM (VALUES {}) AS v WHERE desks.id = v.column1 AND desks.version = v.column2",
+                        typed_rows(
+                            params,
+                            n,
+                            &[
+                                "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BOOLEAN", "BOOLEAN", "BIGINT",
+                                "BIGINT", "BOOLEAN", "BIGINT",
+                            ]
+                        )
+                    ),
+                }
+            })
+            .collect();
+        BulkSql { shapes }
+    }
+
+    /// The statements for a run of `n` rows, as [`shaped`] cuts them (a power of two up to [`MAX_ROWS`]).
+    fn rows(&self, n: usize) -> &ShapeSql {
+        debug_assert!(n.is_power_of_two() && n <= MAX_ROWS);
+        &self.shapes[n.trailing_zeros() as usize]
+    }
+}
+
+/// `n` VALUES rows of typed parameters, `(CAST(p AS type), …)`: the casts give the VALUES columns
+/// the table's types on PostgreSQL (SQLite ignores them).
+fn typed_rows(params: Params, n: usize, types: &[&str]) -> String {
+    (0..n)
+        .map(|i| {
+            let columns = types
+                .iter()
+                .enumerate()
+                .map(|(j, t)| format!("CAST({} AS {t})", params.nth(i * types.len() + j + 1)))
+                .collect::<Vec<_>>();
+            format!("({})", columns.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A row read in this transaction, the version it had then, and whether it changed.
 struct Touched<R> {
     row: R,

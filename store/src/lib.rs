@@ -7,7 +7,8 @@
 //! transaction back and retries it from fresh reads. Events are published on the in-process bus only
 //! after their transaction committed, carrying the new version.
 //!
-//! Both backends run the same SQL text (SQLite accepts PostgreSQL's `$1` placeholders); `on_db!`
+//! Both backends run the same SQL text (SQLite accepts PostgreSQL's `$1` placeholders), except
+//! that the ingest's bulk statements bind plain `?` on SQLite (see [`Params`]); `on_db!`
 //! type-checks a body once per backend.
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is configured.
@@ -61,6 +62,8 @@ pub struct Store {
     /// process publishes events in commit (= id) order. Writers are serialised by the database
     /// anyway (SQLite's single writer, PostgreSQL's event-log lock), so this costs no concurrency.
     write_order: Arc<tokio::sync::Mutex<()>>,
+    /// The ingest's bulk statements for this backend.
+    bulk: Arc<ingest::BulkSql>,
 }
 
 /// Current time in Unix milliseconds.
@@ -105,7 +108,12 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Store { db, bus: EventBus::new(4096), write_order: Arc::default() })
+        let params = match db {
+            Db::Sqlite(_) => Params::InOrder,
+            Db::Postgres(_) => Params::Numbered,
+        };
+        let bulk = Arc::new(ingest::BulkSql::new(params));
+        Ok(Store { db, bus: EventBus::new(4096), write_order: Arc::default(), bulk })
     }
 
     pub fn backend(&self) -> Backend {
@@ -158,14 +166,6 @@ impl Store {
         match self.db {
             Db::Sqlite(_) => "BEGIN",
             Db::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        }
-    }
-
-    /// How generated bulk SQL spells its bind parameters.
-    fn params(&self) -> Params {
-        match self.db {
-            Db::Sqlite(_) => Params::InOrder,
-            Db::Postgres(_) => Params::Numbered,
         }
     }
 
