@@ -151,7 +151,7 @@ impl Store {
                         // Re-checked inside the transaction: the desk may have spoken since.
                         let silent = desk.row.last_seen.is_none_or(|seen| seen < *silent_before);
                         match record.time_out().filter(|_| silent) {
-                            Some(next) => (next, true, "timeout", desk.row.clock()?),
+                            Some(next) => (next, true, "timeout", record.last),
                             None => {
                                 outcomes.push(Outcome::Stale);
                                 continue;
@@ -170,25 +170,29 @@ impl Store {
                     continue;
                 };
                 let view = faculty_changed(&f.row, &next, desk.row.last_seen, now)?;
+                // The next change to this row in the batch builds on this one.
                 f.row.version = view.version;
                 f.row.status = view.status.as_str().to_owned();
                 f.row.changed_at = view.changed_at;
-                f.view = Some(view.clone());
-                f.dirty = true;
                 outcomes.push(Outcome::Applied { event: Some(pending.len() as i64) });
                 pending.push(PendingEvent { view, source, desk: change.desk().to_owned(), clock });
             }
 
             let t_decide = t0.elapsed();
             // 3. Write: faculty rows (compare-and-set), events, desk rows (compare-and-set).
-            let rows: Vec<&Touched<FacultyRow>> = faculty.values().filter(|f| f.dirty).collect();
+            // Each changed faculty row is written once, as of its newest event in the batch.
+            let mut newest: HashMap<i64, &FacultyView> = HashMap::with_capacity(pending.len());
+            for ev in &pending {
+                newest.insert(ev.view.id, &ev.view);
+            }
+            let rows: Vec<&FacultyView> = newest.into_values().collect();
             for chunk in shaped(&rows) {
                 let mut q = sqlx::query(&self.bulk.rows(chunk.len()).update_faculty);
-                for f in chunk {
-                    let Some(v) = &f.view else { continue };
+                for v in chunk {
+                    let read = faculty.get(&v.id).ok_or_else(|| StoreError::Corrupt("changed faculty row not read".into()))?;
                     q = q
-                        .bind(f.row.id)
-                        .bind(f.version_read)
+                        .bind(v.id)
+                        .bind(read.version_read)
                         .bind(v.version)
                         .bind(v.status.as_str())
                         .bind(v.present)
@@ -380,18 +384,17 @@ fn typed_rows(params: Params, n: usize, types: &[&str]) -> String {
         .join(", ")
 }
 
-/// A row read in this transaction, the version it had then, and whether it changed.
+/// A row read in this transaction, the version it had then (the compare-and-set's expectation), and
+/// whether it changed (desk rows; changed faculty rows are those with a pending event).
 struct Touched<R> {
     row: R,
     version_read: i64,
     dirty: bool,
-    /// For faculty rows: the view as of the last change in this batch.
-    view: Option<FacultyView>,
 }
 
 impl<R> Touched<R> {
     fn new(row: R, version_read: i64) -> Touched<R> {
-        Touched { row, version_read, dirty: false, view: None }
+        Touched { row, version_read, dirty: false }
     }
 }
 

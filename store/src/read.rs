@@ -11,6 +11,9 @@ struct EventRow {
     view: ViewRow,
 }
 
+/// The id of the newest status event, the event cursor (0 when there is none).
+const NEWEST_EVENT_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM status_events";
+
 impl Store {
     /// Every faculty member, and the id of the newest status event the read includes — read in one
     /// transaction, so that the events after `cursor` are exactly the changes the snapshot lacks.
@@ -19,7 +22,7 @@ impl Store {
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_with(self.begin_read()).await?;
             let cursor: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM status_events").fetch_one(&mut *tx).await?;
+                sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&mut *tx).await?;
             let rows: Vec<ViewRow> = sqlx::query_as(&sql).fetch_all(&mut *tx).await?;
             tx.commit().await?;
             let faculty = rows.into_iter().map(FacultyView::try_from).collect::<Result<_>>()?;
@@ -46,7 +49,6 @@ impl Store {
 
     /// The id of the newest status event (0 when there is none).
     pub async fn newest_event_id(&self) -> Result<i64> {
-        let sql = "SELECT COALESCE(MAX(id), 0) FROM status_events";
-        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(pool).await)?)
     }
 }

@@ -64,10 +64,6 @@ impl DeskRow {
         self.busy = r.busy;
         self.online = r.online;
     }
-
-    pub fn clock(&self) -> Result<Option<DeskClock>> {
-        clock(self.last_boot, self.last_seq)
-    }
 }
 
 pub(crate) const FACULTY_COLUMNS: &str = "id, name, department, status, \
