@@ -5,7 +5,7 @@
 use crate::mqtt::BrokerAddr;
 use anyhow::{Context, Result};
 use domain::protocol::{Kind, topic};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -58,11 +58,8 @@ impl SimDesk {
         let make_opts = {
             let (broker, online_topic, client_id) = (broker.clone(), online_topic.clone(), client_id.clone());
             move |will_seq: u64| {
-                let mut opts = MqttOptions::new(client_id.clone(), broker.host.clone(), broker.port);
+                let mut opts = broker.mqtt_options(client_id.clone());
                 opts.set_keep_alive(Duration::from_secs(15)).set_clean_session(true);
-                if let Some(user) = &broker.username {
-                    opts.set_credentials(user, broker.password.as_deref().unwrap_or(""));
-                }
                 let will = format!(r#"{{"boot":{boot},"seq":{will_seq},"online":false}}"#);
                 opts.set_last_will(LastWill::new(online_topic.clone(), will, QoS::AtLeastOnce, true));
                 opts
@@ -178,15 +175,18 @@ pub async fn run_random(desks: Vec<SimDesk>, min: Duration, max: Duration, stop:
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng::seeded();
             let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+            // Pinned outside the loop: a heartbeat must not restart the wait for the next change.
+            let change = tokio::time::sleep(rng.between(min, max));
+            tokio::pin!(change);
             loop {
-                let wait = rng.between(min, max);
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = heartbeat.tick() => {
                         let _ = desk.heartbeat(started.elapsed().as_secs()).await;
                     }
-                    _ = tokio::time::sleep(wait) => {
+                    _ = &mut change => {
                         let _ = desk.report(rng.presence()).await;
+                        change.as_mut().reset(tokio::time::Instant::now() + rng.between(min, max));
                     }
                 }
             }

@@ -8,8 +8,6 @@ use axum::response::{IntoResponse, Response};
 pub enum HttpError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("not found")]
-    NotFound,
     #[error("database unavailable")]
     Store(#[from] store::StoreError),
 }
@@ -18,7 +16,6 @@ impl HttpError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -17,7 +17,7 @@ use crate::config::{parse_duration, parse_prefix};
 use crate::mqtt::BrokerAddr;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -224,12 +224,9 @@ async fn seed(store: &Store, n: usize) -> Result<Vec<String>> {
 }
 
 fn mqtt_client(broker: &BrokerAddr, name: &str) -> (AsyncClient, rumqttc::EventLoop) {
-    let mut opts = MqttOptions::new(format!("{name}-{}", std::process::id()), &broker.host, broker.port);
+    let mut opts = broker.mqtt_options(format!("{name}-{}", std::process::id()));
     opts.set_keep_alive(Duration::from_secs(30)).set_inflight(1000).set_request_channel_capacity(200_000);
     opts.set_max_packet_size(64 * 1024, 64 * 1024);
-    if let Some(u) = &broker.username {
-        opts.set_credentials(u, broker.password.as_deref().unwrap_or(""));
-    }
     AsyncClient::new(opts, 200_000)
 }
 

@@ -18,7 +18,12 @@ pub fn sample(pid: u32) -> Option<Sample> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some(Sample { rss_kb, cpu_s: (utime + stime) / 100.0 })
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        t if t > 0 => t as f64,
+        _ => 100.0,
+    };
+    Some(Sample { rss_kb, cpu_s: (utime + stime) / ticks })
 }
 
 /// Finds a running `consultease serve` other than this process.

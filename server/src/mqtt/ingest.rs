@@ -2,7 +2,7 @@
 
 use super::{IngestStats, MqttConfig};
 use domain::protocol::{self, Reject};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeReasonCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,16 +21,13 @@ pub struct IngestHandle {
 const REQUESTS: usize = 65_536;
 
 pub fn start(config: MqttConfig, store: Store, shutdown: CancellationToken) -> IngestHandle {
-    let mut opts = MqttOptions::new(&config.client_id, &config.broker.host, config.broker.port);
+    let mut opts = config.broker.mqtt_options(&config.client_id);
     opts.set_clean_session(false) // a persistent session: what arrives while we are down is kept
         .set_manual_acks(true) // acked only after the commit
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(64 * 1024, 64 * 1024)
         .set_request_channel_capacity(REQUESTS)
         .set_inflight(1000);
-    if let Some(user) = &config.broker.username {
-        opts.set_credentials(user, config.broker.password.as_deref().unwrap_or(""));
-    }
     let (client, eventloop) = AsyncClient::new(opts, REQUESTS);
     let stats = Arc::new(IngestStats::default());
     // Unbounded on purpose: the poll loop must never wait on the batcher. The acks the batcher
@@ -209,7 +206,6 @@ async fn batch(
             // Histograms first, outcome counters last: a reader that sees a message counted as
             // applied or stale also sees its batch and latency observations.
             stats.batches.fetch_add(1, Relaxed);
-            stats.batch_messages.fetch_add(changes.len() as u64, Relaxed);
             stats.batch_size.observe(changes.len() as f64);
             for arrived in &arrivals {
                 stats.apply_latency_seconds.observe(arrived.elapsed().as_secs_f64());

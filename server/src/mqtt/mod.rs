@@ -59,6 +59,15 @@ impl BrokerAddr {
     pub fn local(addr: SocketAddr) -> BrokerAddr {
         BrokerAddr { host: addr.ip().to_string(), port: addr.port(), username: None, password: None }
     }
+
+    /// Client options for this broker: address and credentials; the caller adds the rest.
+    pub fn mqtt_options(&self, client_id: impl Into<String>) -> rumqttc::MqttOptions {
+        let mut opts = rumqttc::MqttOptions::new(client_id, &self.host, self.port);
+        if let Some(user) = &self.username {
+            opts.set_credentials(user, self.password.as_deref().unwrap_or(""));
+        }
+        opts
+    }
 }
 
 fn percent_decode(s: &str) -> String {

@@ -13,7 +13,6 @@ pub struct IngestStats {
     pub stale: AtomicU64,
     rejected: [AtomicU64; Reject::LABELS.len()],
     pub batches: AtomicU64,
-    pub batch_messages: AtomicU64,
     pub commit_errors: AtomicU64,
     pub desks_timed_out: AtomicU64,
     pub connected: AtomicBool,
@@ -36,7 +35,6 @@ impl Default for IngestStats {
             stale: AtomicU64::default(),
             rejected: Default::default(),
             batches: AtomicU64::default(),
-            batch_messages: AtomicU64::default(),
             commit_errors: AtomicU64::default(),
             desks_timed_out: AtomicU64::default(),
             connected: AtomicBool::default(),
@@ -53,10 +51,6 @@ impl IngestStats {
         if let Some(i) = Reject::LABELS.iter().position(|l| *l == reason) {
             self.rejected[i].fetch_add(1, Relaxed);
         }
-    }
-
-    pub fn rejected(&self, reason: &str) -> u64 {
-        Reject::LABELS.iter().position(|l| *l == reason).map_or(0, |i| self.rejected[i].load(Relaxed))
     }
 
     pub fn rejected_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {

@@ -10,7 +10,6 @@ pub struct Histogram {
     buckets: Vec<AtomicU64>,
     /// Sum of observations, in millionths.
     sum_micro: AtomicU64,
-    count: AtomicU64,
 }
 
 /// Seconds, for durations from 100 µs to 10 s.
@@ -25,7 +24,6 @@ impl Histogram {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_micro: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 
@@ -33,7 +31,6 @@ impl Histogram {
         let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Relaxed);
         self.sum_micro.fetch_add((v.max(0.0) * 1e6) as u64, Relaxed);
-        self.count.fetch_add(1, Relaxed);
     }
 
     pub fn write(&self, out: &mut String, name: &str, help: &str) {
