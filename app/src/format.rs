@@ -2,7 +2,7 @@
 
 use domain::{FacultyView, Status};
 
-/// A short duration: "just now", "4 min", "2 h", "3 d".
+/// A short duration: "under a minute", "4 min", "2 h", "3 d".
 pub fn ago(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     match s {

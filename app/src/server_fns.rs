@@ -19,7 +19,7 @@ pub async fn get_system_info() -> Result<SystemInfo, AppError> {
     let schema_version = ctx.store.schema_version().await?;
     Ok(SystemInfo {
         schema_version,
-        backend: format!("{:?}", ctx.store.backend()).to_lowercase(),
+        backend: ctx.store.backend().as_str().to_owned(),
         uptime_s: ctx.started.elapsed().as_secs(),
     })
 }

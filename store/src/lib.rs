@@ -54,6 +54,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The name shown to users: `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,

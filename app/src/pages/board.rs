@@ -62,7 +62,8 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
     let query = use_query_map();
     let search = move || query.read().get("q").unwrap_or_default();
     let filter = move || query.read().get("status").and_then(|s| Status::parse(&s));
-    let visible = move || {
+    // Memoised: the list and the "nobody matches" line both read it.
+    let visible = Memo::new(move |_| {
         let (q, st) = (search().to_lowercase(), filter());
         faculty
             .read()
@@ -71,7 +72,7 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
             .filter(|f| q.is_empty() || f.name.to_lowercase().contains(&q) || f.department.to_lowercase().contains(&q))
             .cloned()
             .collect::<Vec<_>>()
-    };
+    });
     let counts = move || {
         let list = faculty.read();
         Status::ALL.map(|s| (s, list.iter().filter(|f| f.status == s).count()))
@@ -86,10 +87,10 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
                     {move || link.get().label()}
                 </p>
                 <nav class="status-filter" aria-label="Filter by status">
-                    <FilterLink base label="All" value=None filter search />
+                    <FilterLink base label="All" value=None filter />
                     {Status::ALL
                         .into_iter()
-                        .map(|s| view! { <FilterLink base label=s.label() value=Some(s) filter search /> })
+                        .map(|s| view! { <FilterLink base label=s.label() value=Some(s) filter /> })
                         .collect_view()}
                 </nav>
                 <Show when=move || !kiosk>
@@ -109,11 +110,11 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
                 {move || announce.get()}
             </div>
             <ul class="cards" aria-label="Faculty">
-                <For each=visible key=|f| (f.id, f.version) let(f)>
+                <For each=move || visible.get() key=|f| (f.id, f.version) let(f)>
                     <Card f now />
                 </For>
             </ul>
-            <Show when=move || visible().is_empty()>
+            <Show when=move || visible.with(Vec::is_empty)>
                 <p class="empty">"Nobody matches this filter."</p>
             </Show>
         </div>
@@ -127,18 +128,16 @@ fn FilterLink(
     label: &'static str,
     value: Option<Status>,
     filter: impl Fn() -> Option<Status> + Send + Sync + Copy + 'static,
-    search: impl Fn() -> String + Send + Sync + Copy + 'static,
 ) -> impl IntoView {
+    // The current query (the search, say) with this filter's status in it.
+    let query = use_query_map();
     let href = move || {
-        let mut params = Vec::new();
-        let q = search();
-        if !q.is_empty() {
-            params.push(format!("q={}", urlencode(&q)));
+        let mut params = query.get();
+        match value {
+            Some(s) => params.replace("status", s.as_str().to_owned()),
+            None => drop(params.remove("status")),
         }
-        if let Some(s) = value {
-            params.push(format!("status={s}"));
-        }
-        if params.is_empty() { base.to_string() } else { format!("{base}?{}", params.join("&")) }
+        format!("{base}{}", params.to_query_string())
     };
     let current = move || (filter() == value).then_some("page");
     view! {
@@ -179,14 +178,4 @@ fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
             <p class="age">{age}</p>
         </li>
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
