@@ -1,17 +1,22 @@
-//! The desk-unit MQTT contract, v1 (docs/PROTOCOL.md is the prose version of this module).
+//! The desk-unit MQTT contract (docs/PROTOCOL.md is the prose version of this module): topics, and
+//! every payload typed, with its encoding *and* its parsing here, so that the server, the desk
+//! simulator, the load generator and the tests speak one message set.
 //!
-//! Topics under a prefix `P` (default `consultease`): `P/desk/{desk}/state`, `P/desk/{desk}/online`,
-//! `P/desk/{desk}/heartbeat`. Payloads are JSON objects carrying the desk's clock (`boot`, `seq`).
+//! Topics under a prefix `P` (default `consultease`): `P/desk/{desk}/{kind}`. Payloads are JSON
+//! objects carrying the desk's clock (`boot`, `seq`).
 
 use crate::clock::DeskClock;
 use crate::desk::DeskMessage;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Payloads larger than this are rejected unread.
 pub const MAX_PAYLOAD: usize = 4096;
 pub const DEFAULT_PREFIX: &str = "consultease";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The desk → server topics' last level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     State,
     Online,
@@ -19,12 +24,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::State, Kind::Online, Kind::Heartbeat];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::State => "state",
             Kind::Online => "online",
             Kind::Heartbeat => "heartbeat",
         }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -77,66 +88,182 @@ pub fn topic(prefix: &str, desk: &str, kind: Kind) -> String {
     format!("{prefix}/desk/{desk}/{}", kind.as_str())
 }
 
-/// Splits `P/desk/{desk}/{kind}` into the desk id and the kind.
+/// Splits `P/desk/{desk}/{kind}` into the desk id and the kind. A topic holding a wildcard (`+`,
+/// `#`) or NUL is never a desk topic: a broker must not pass one on, and if it does it is refused
+/// here before anything else is looked at.
 pub fn parse_topic<'t>(prefix: &str, topic: &'t str) -> Result<(&'t str, Kind), Reject> {
-    let bad = || Reject::BadTopic(topic.chars().take(128).collect());
+    let bad = || Reject::BadTopic(topic.chars().take(128).map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect());
+    if topic.contains(['+', '#', '\0']) {
+        return Err(bad());
+    }
     let rest = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix("/desk/")).ok_or_else(bad)?;
     let (desk, kind) = rest.split_once('/').ok_or_else(bad)?;
-    let kind = match kind {
-        "state" => Kind::State,
-        "online" => Kind::Online,
-        "heartbeat" => Kind::Heartbeat,
-        _ => return Err(bad()),
-    };
+    let kind = Kind::parse(kind).ok_or_else(bad)?;
     if !valid_desk_id(desk) {
         return Err(Reject::BadDeskId);
     }
     Ok((desk, kind))
 }
 
-/// Validates a payload of the given kind. Extra fields are ignored (forward compatibility).
-pub fn parse_payload(kind: Kind, payload: &[u8]) -> Result<DeskMessage, Reject> {
-    if payload.len() > MAX_PAYLOAD {
-        return Err(Reject::TooLarge(payload.len()));
-    }
-    let obj = match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(obj)) => obj,
-        Ok(_) => return Err(Reject::MalformedJson("expected an object".into())),
-        Err(e) => return Err(Reject::MalformedJson(e.to_string())),
-    };
-    let boot = u32::try_from(uint(&obj, "boot", u32::MAX.into())?).map_err(|_| Reject::WrongType("boot", "u32"))?;
-    let seq = uint(&obj, "seq", i64::MAX as u64)?;
-    let clock = DeskClock::new(boot, seq);
-    Ok(match kind {
-        Kind::State => DeskMessage::State {
-            clock,
-            present: boolean(&obj, "present")?.ok_or(Reject::MissingField("present"))?,
-            busy: boolean(&obj, "busy")?.unwrap_or(false),
-        },
-        Kind::Online => {
-            DeskMessage::Online { clock, online: boolean(&obj, "online")?.ok_or(Reject::MissingField("online"))? }
+/// Everything a desk publishes, typed. [`Payload::encode`] writes what [`Payload::parse`] reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// `P/desk/{desk}/state`, QoS 1, retained.
+    State { clock: DeskClock, present: bool, busy: bool },
+    /// `P/desk/{desk}/online`, QoS 1, retained (also the desk's last will).
+    Online { clock: DeskClock, online: bool },
+    /// `P/desk/{desk}/heartbeat`, QoS 0: liveness, and what the firmware tells about itself.
+    Heartbeat { clock: DeskClock, info: DeskInfo },
+}
+
+/// Optional facts a heartbeat may carry, for the admin's desk list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeskInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rssi: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_heap: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+}
+
+impl Payload {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Payload::State { .. } => Kind::State,
+            Payload::Online { .. } => Kind::Online,
+            Payload::Heartbeat { .. } => Kind::Heartbeat,
         }
-        Kind::Heartbeat => DeskMessage::Heartbeat { clock },
-    })
+    }
+
+    pub fn clock(&self) -> DeskClock {
+        match self {
+            Payload::State { clock, .. } | Payload::Online { clock, .. } | Payload::Heartbeat { clock, .. } => *clock,
+        }
+    }
+
+    /// What the desk's record rules (`crate::desk`) need of this payload.
+    pub fn message(&self) -> DeskMessage {
+        match *self {
+            Payload::State { clock, present, busy } => DeskMessage::State { clock, present, busy },
+            Payload::Online { clock, online } => DeskMessage::Online { clock, online },
+            Payload::Heartbeat { clock, .. } => DeskMessage::Heartbeat { clock },
+        }
+    }
+
+    /// The JSON bytes a desk publishes.
+    pub fn encode(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            boot: u32,
+            seq: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            present: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            busy: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            online: Option<bool>,
+            #[serde(flatten)]
+            info: Option<&'a DeskInfo>,
+        }
+        let c = self.clock();
+        let mut w = Wire { boot: c.boot, seq: c.seq, present: None, busy: None, online: None, info: None };
+        match self {
+            Payload::State { present, busy, .. } => (w.present, w.busy) = (Some(*present), Some(*busy)),
+            Payload::Online { online, .. } => w.online = Some(*online),
+            Payload::Heartbeat { info, .. } => w.info = Some(info),
+        }
+        // A struct of plain fields always serialises.
+        serde_json::to_vec(&w).unwrap_or_default()
+    }
+
+    /// Validates a payload of the given kind. Unknown extra fields are ignored (forward
+    /// compatibility); a key given twice is refused (two firmware bugs must not cancel out).
+    pub fn parse(kind: Kind, payload: &[u8]) -> Result<Payload, Reject> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(Reject::TooLarge(payload.len()));
+        }
+        let obj: Object = serde_json::from_slice(payload).map_err(|e| Reject::MalformedJson(e.to_string()))?;
+        let boot = u32::try_from(obj.uint("boot", u32::MAX.into())?).map_err(|_| Reject::WrongType("boot", "u32"))?;
+        let seq = obj.uint("seq", i64::MAX as u64)?;
+        let clock = DeskClock::new(boot, seq);
+        Ok(match kind {
+            Kind::State => Payload::State {
+                clock,
+                present: obj.boolean("present")?.ok_or(Reject::MissingField("present"))?,
+                busy: obj.boolean("busy")?.unwrap_or(false),
+            },
+            Kind::Online => {
+                Payload::Online { clock, online: obj.boolean("online")?.ok_or(Reject::MissingField("online"))? }
+            }
+            Kind::Heartbeat => Payload::Heartbeat {
+                clock,
+                // Informational: a field of the wrong type is dropped, not a reason to lose liveness.
+                info: DeskInfo {
+                    uptime_s: obj.get("uptime_s").and_then(Value::as_u64),
+                    rssi: obj.get("rssi").and_then(Value::as_i64),
+                    free_heap: obj.get("free_heap").and_then(Value::as_u64),
+                    firmware: obj.get("firmware").and_then(Value::as_str).map(|s| s.chars().take(64).collect()),
+                },
+            },
+        })
+    }
 }
 
-fn uint(obj: &Map<String, Value>, field: &'static str, max: u64) -> Result<u64, Reject> {
-    let v = obj.get(field).ok_or(Reject::MissingField(field))?;
-    let kind = if max == u64::from(u32::MAX) { "an integer 0..=4294967295" } else { "a non-negative integer" };
-    v.as_u64().filter(|n| *n <= max).ok_or(Reject::WrongType(field, kind))
+/// A JSON object whose keys were checked for duplicates while reading (`serde_json::Value` keeps
+/// the last of two equal keys without a word).
+struct Object(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Object, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Object;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+                let mut fields: Vec<(String, Value)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+                    }
+                    let value = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(Object(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
-fn boolean(obj: &Map<String, Value>, field: &'static str) -> Result<Option<bool>, Reject> {
-    match obj.get(field) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(Reject::WrongType(field, "true or false")),
+impl Object {
+    fn get(&self, field: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == field).map(|(_, v)| v)
+    }
+
+    fn uint(&self, field: &'static str, max: u64) -> Result<u64, Reject> {
+        let v = self.get(field).ok_or(Reject::MissingField(field))?;
+        let kind = if max == u64::from(u32::MAX) { "an integer 0..=4294967295" } else { "a non-negative integer" };
+        v.as_u64().filter(|n| *n <= max).ok_or(Reject::WrongType(field, kind))
+    }
+
+    fn boolean(&self, field: &'static str) -> Result<Option<bool>, Reject> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(Reject::WrongType(field, "true or false")),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn topics() {
@@ -156,23 +283,44 @@ mod tests {
     }
 
     #[test]
+    fn wildcards_and_nul_in_a_published_topic_are_bad_topics() {
+        for bad in [
+            "consultease/desk/+/state",
+            "consultease/desk/#",
+            "consultease/desk/d/+",
+            "consultease/desk/d\0/state",
+            "consultease/desk/d/state\0",
+        ] {
+            let got = parse_topic("consultease", bad);
+            assert_eq!(got.as_ref().map_err(Reject::label), Err("bad_topic"), "{bad:?}");
+            assert!(!got.unwrap_err().to_string().contains('\0'), "a NUL never reaches the log");
+        }
+    }
+
+    #[test]
     fn payloads() {
         let c = DeskClock::new(7, 42);
         assert_eq!(
-            parse_payload(Kind::State, br#"{"boot":7,"seq":42,"present":true}"#),
-            Ok(DeskMessage::State { clock: c, present: true, busy: false })
+            Payload::parse(Kind::State, br#"{"boot":7,"seq":42,"present":true}"#),
+            Ok(Payload::State { clock: c, present: true, busy: false })
         );
         assert_eq!(
-            parse_payload(Kind::State, br#"{"boot":7,"seq":42,"present":false,"busy":true,"extra":1}"#),
-            Ok(DeskMessage::State { clock: c, present: false, busy: true })
+            Payload::parse(Kind::State, br#"{"boot":7,"seq":42,"present":false,"busy":true,"extra":1}"#),
+            Ok(Payload::State { clock: c, present: false, busy: true })
         );
         assert_eq!(
-            parse_payload(Kind::Online, br#"{"boot":7,"seq":42,"online":false}"#),
-            Ok(DeskMessage::Online { clock: c, online: false })
+            Payload::parse(Kind::Online, br#"{"boot":7,"seq":42,"online":false}"#),
+            Ok(Payload::Online { clock: c, online: false })
         );
+        let info = DeskInfo { uptime_s: Some(5), rssi: Some(-60), free_heap: None, firmware: Some("1.2.0".into()) };
         assert_eq!(
-            parse_payload(Kind::Heartbeat, br#"{"boot":7,"seq":42,"uptime_s":5,"rssi":-60}"#),
-            Ok(DeskMessage::Heartbeat { clock: c })
+            Payload::parse(Kind::Heartbeat, br#"{"boot":7,"seq":42,"uptime_s":5,"rssi":-60,"firmware":"1.2.0"}"#),
+            Ok(Payload::Heartbeat { clock: c, info })
+        );
+        // Informational fields of the wrong type do not cost the heartbeat.
+        assert_eq!(
+            Payload::parse(Kind::Heartbeat, br#"{"boot":7,"seq":42,"uptime_s":"long"}"#),
+            Ok(Payload::Heartbeat { clock: c, info: DeskInfo::default() })
         );
     }
 
@@ -192,15 +340,70 @@ mod tests {
             (br#"{"boot":1,"seq":1,"present":true,"busy":1}"#, "wrong_type"),
         ];
         for (payload, want) in cases {
-            let got = parse_payload(Kind::State, payload).map_err(|e| e.label());
+            let got = Payload::parse(Kind::State, payload).map_err(|e| e.label());
             assert_eq!(got, Err(want), "{}", String::from_utf8_lossy(payload));
         }
         let big = vec![b' '; MAX_PAYLOAD + 1];
-        assert_eq!(parse_payload(Kind::Heartbeat, &big), Err(Reject::TooLarge(MAX_PAYLOAD + 1)));
+        assert_eq!(Payload::parse(Kind::Heartbeat, &big), Err(Reject::TooLarge(MAX_PAYLOAD + 1)));
         assert_eq!(
-            parse_payload(Kind::State, br#"{"boot":1,"seq":9223372036854775808,"present":true}"#)
+            Payload::parse(Kind::State, br#"{"boot":1,"seq":9223372036854775808,"present":true}"#)
                 .map_err(|e| e.label()),
             Err("wrong_type")
         );
+    }
+
+    /// Regression (outside test run): `{"present":true,"present":false}` was read as the last value.
+    #[test]
+    fn duplicate_keys_are_malformed_json() {
+        for payload in [
+            &br#"{"boot":1,"seq":2,"present":true,"present":false}"#[..],
+            br#"{"boot":1,"boot":9,"seq":2,"present":true}"#,
+            br#"{"boot":1,"seq":2,"present":true,"x":1,"x":2}"#,
+        ] {
+            let got = Payload::parse(Kind::State, payload);
+            assert_eq!(
+                got.as_ref().map_err(Reject::label),
+                Err("malformed_json"),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+            assert!(got.unwrap_err().to_string().contains("duplicate key"));
+        }
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        let clock = (any::<u32>(), 0..=i64::MAX as u64).prop_map(|(b, s)| DeskClock::new(b, s));
+        let info = (
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<i64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of("[ -~]{0,64}"),
+        )
+            .prop_map(|(uptime_s, rssi, free_heap, firmware)| DeskInfo { uptime_s, rssi, free_heap, firmware });
+        prop_oneof![
+            (clock.clone(), any::<bool>(), any::<bool>()).prop_map(|(clock, present, busy)| Payload::State {
+                clock,
+                present,
+                busy
+            }),
+            (clock.clone(), any::<bool>()).prop_map(|(clock, online)| Payload::Online { clock, online }),
+            (clock, info).prop_map(|(clock, info)| Payload::Heartbeat { clock, info }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_payload_round_trips(p in payload()) {
+            let bytes = p.encode();
+            prop_assert!(bytes.len() <= MAX_PAYLOAD);
+            prop_assert_eq!(Payload::parse(p.kind(), &bytes), Ok(p));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            for kind in Kind::ALL {
+                let _ = Payload::parse(kind, &bytes);
+            }
+        }
     }
 }

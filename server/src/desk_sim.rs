@@ -4,7 +4,8 @@
 
 use crate::mqtt::BrokerAddr;
 use anyhow::{Context, Result};
-use domain::protocol::{Kind, topic};
+use domain::DeskClock;
+use domain::protocol::{DeskInfo, Kind, Payload, topic};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,7 +61,7 @@ impl SimDesk {
             move |will_seq: u64| {
                 let mut opts = broker.mqtt_options(client_id.clone());
                 opts.set_keep_alive(Duration::from_secs(15)).set_clean_session(true);
-                let will = format!(r#"{{"boot":{boot},"seq":{will_seq},"online":false}}"#);
+                let will = Payload::Online { clock: DeskClock::new(boot, will_seq), online: false }.encode();
                 opts.set_last_will(LastWill::new(online_topic.clone(), will, QoS::AtLeastOnce, true));
                 opts
             }
@@ -75,7 +76,8 @@ impl SimDesk {
                     match eventloop.poll().await {
                         Ok(Event::Incoming(Packet::ConnAck(_))) => {
                             // This connection's will reserved `will_seq`; announce at the next seq.
-                            let hello = format!(r#"{{"boot":{boot},"seq":{},"online":true}}"#, will_seq + 1);
+                            let hello =
+                                Payload::Online { clock: DeskClock::new(boot, will_seq + 1), online: true }.encode();
                             let _ = client.try_publish(online_topic.clone(), QoS::AtLeastOnce, true, hello);
                             connected.notify_one();
                         }
@@ -105,14 +107,21 @@ impl SimDesk {
     /// Publishes a state message (QoS 1, retained). Returns its seq.
     pub async fn report(&self, p: Presence) -> Result<u64> {
         let seq = self.next();
-        let payload = format!(r#"{{"boot":{},"seq":{seq},"present":{},"busy":{}}}"#, self.boot, p.present, p.busy);
+        let payload =
+            Payload::State { clock: DeskClock::new(self.boot, seq), present: p.present, busy: p.busy }.encode();
         self.client.publish(topic(&self.prefix, &self.id, Kind::State), QoS::AtLeastOnce, true, payload).await?;
         Ok(seq)
     }
 
     pub async fn heartbeat(&self, uptime_s: u64) -> Result<()> {
         let seq = self.next();
-        let payload = format!(r#"{{"boot":{},"seq":{seq},"uptime_s":{uptime_s},"rssi":-58}}"#, self.boot);
+        let info = DeskInfo {
+            uptime_s: Some(uptime_s),
+            rssi: Some(-58),
+            firmware: Some(concat!("desk-sim ", env!("CARGO_PKG_VERSION")).into()),
+            ..DeskInfo::default()
+        };
+        let payload = Payload::Heartbeat { clock: DeskClock::new(self.boot, seq), info }.encode();
         self.client.publish(topic(&self.prefix, &self.id, Kind::Heartbeat), QoS::AtMostOnce, false, payload).await?;
         Ok(())
     }
@@ -120,7 +129,7 @@ impl SimDesk {
     /// Goes offline politely: publishes `online:false` and disconnects.
     pub async fn shutdown(self) {
         let seq = self.next();
-        let payload = format!(r#"{{"boot":{},"seq":{seq},"online":false}}"#, self.boot);
+        let payload = Payload::Online { clock: DeskClock::new(self.boot, seq), online: false }.encode();
         let _ = self.client.publish(topic(&self.prefix, &self.id, Kind::Online), QoS::AtLeastOnce, true, payload).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = self.client.disconnect().await;

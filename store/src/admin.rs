@@ -76,35 +76,37 @@ impl Store {
             return Err(StoreError::Invalid("desk id must be 1-64 characters of A-Z a-z 0-9 _ -".into()));
         }
         let now = now_ms();
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin_with(self.begin_write()).await?;
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM faculty WHERE id = $1").bind(faculty_id).fetch_optional(&mut *tx).await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("no faculty member with id {faculty_id}")));
-            }
-            let bound: Option<String> = sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1")
-                .bind(faculty_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(other) = bound {
-                return Err(StoreError::Conflict(format!("faculty member {faculty_id} already has desk {other}")));
-            }
-            let res = sqlx::query("INSERT INTO desks (id, faculty_id, created_at) VALUES ($1, $2, $3)")
+        let mut tx = self.write_tx().await?;
+        let exists: Option<i64> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar("SELECT id FROM faculty WHERE id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
+        });
+        if exists.is_none() {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no faculty member with id {faculty_id}")));
+        }
+        let bound: Option<String> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
+        });
+        if let Some(other) = bound {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!("faculty member {faculty_id} already has desk {other}")));
+        }
+        let res = on_tx!(&mut tx, c => {
+            sqlx::query("INSERT INTO desks (id, faculty_id, created_at) VALUES ($1, $2, $3)")
                 .bind(desk)
                 .bind(faculty_id)
                 .bind(now)
-                .execute(&mut *tx)
-                .await;
-            match res {
-                Err(e) if StoreError::is_unique_violation(&e) => {
-                    return Err(StoreError::Conflict(format!("desk {desk} exists already")));
-                }
-                other => other?,
-            };
-            tx.commit().await?;
-            Ok(())
-        })
+                .execute(&mut **c)
+                .await
+                .map(|_| ())
+        });
+        match res {
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("desk {desk} exists already")));
+            }
+            other => other?,
+        };
+        tx.commit().await
     }
 
     pub async fn list_desks(&self) -> Result<Vec<DeskInfo>> {

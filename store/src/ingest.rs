@@ -1,29 +1,20 @@
 //! Applying desk messages (and desk timeouts): the write path of the live status pipeline.
+//!
+//! One batch is one transaction in three steps: [`read`] the desks and faculty rows it touches,
+//! let `domain::batch::plan` decide every change in memory, then [`write`] what changed in bulk,
+//! compare-and-set on the versions read. A lost compare-and-set rolls everything back and the
+//! batch is redone from fresh reads.
 
-use crate::rows::{DESK_COLUMNS, DeskRow, FACULTY_COLUMNS, FacultyRow, columns, parse_status};
+use crate::rows::{DESK_COLUMNS, DeskRow, FACULTY_COLUMNS, FacultyRow, columns};
+use crate::tx::Tx;
 use crate::{Params, Result, Store, StoreError, now_ms};
-use domain::status::DeskInputs;
-use domain::{DeskMessage, DeskRecord, DeskUpdate, FacultyEvent, FacultyView};
+use domain::batch::{self, Decision, DeskState, FacultyState, Plan};
+use domain::{FacultyEvent, FacultyView};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One change to offer a desk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// A validated message from the desk.
-    Message { desk: String, message: DeskMessage },
-    /// The desk has been silent since before `silent_before` (Unix ms): offline, as if its will came.
-    TimeOut { desk: String, silent_before: i64 },
-}
-
-impl Change {
-    pub fn desk(&self) -> &str {
-        match self {
-            Change::Message { desk, .. } | Change::TimeOut { desk, .. } => desk,
-        }
-    }
-}
+pub use domain::batch::Change;
 
 /// What became of one change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,204 +72,236 @@ impl Store {
             .collect())
     }
 
-    /// One attempt, in one transaction and a handful of statements whatever the batch's size: load
-    /// the desks and faculty rows involved, decide every change in memory (`domain` rules), then
-    /// write faculty rows (compare-and-set on their version), events, and desk rows (compare-and-set)
-    /// in bulk. Any lost compare-and-set rolls everything back.
+    /// One attempt: read, plan, write, commit. Any lost compare-and-set rolls everything back.
     async fn try_apply(&self, changes: &[Change]) -> Result<(Vec<Outcome>, Vec<Arc<FacultyEvent>>)> {
         let now = now_ms();
-        let mut desk_ids: Vec<&str> = Vec::new();
-        {
-            let mut seen = std::collections::HashSet::new();
-            desk_ids.extend(changes.iter().map(Change::desk).filter(|d| seen.insert(*d)));
-        }
-        on_db!(&self.db, pool => {
-            let t0 = std::time::Instant::now();
-            let mut tx = pool.begin_with(self.begin_write()).await?;
-            if let Some(lock) = self.event_log_lock() {
-                sqlx::query(lock).execute(&mut *tx).await?;
-            }
-            let t_begin = t0.elapsed();
-            // 1. Read what the batch touches.
-            let mut desks: HashMap<String, Touched<DeskRow>> = HashMap::with_capacity(desk_ids.len());
-            for chunk in shaped(&desk_ids) {
-                let mut q = sqlx::query_as::<_, DeskRow>(&self.bulk.rows(chunk.len()).select_desks);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                for row in q.fetch_all(&mut *tx).await? {
-                    let version = row.version;
-                    desks.insert(row.id.clone(), Touched::new(row, version));
-                }
-            }
-            let mut fids: Vec<i64> = desks.values().filter_map(|d| d.row.faculty_id).collect();
-            fids.sort_unstable();
-            fids.dedup();
-            let mut faculty: HashMap<i64, Touched<FacultyRow>> = HashMap::with_capacity(fids.len());
-            for chunk in shaped(&fids) {
-                let mut q = sqlx::query_as::<_, FacultyRow>(&self.bulk.rows(chunk.len()).select_faculty);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                for row in q.fetch_all(&mut *tx).await? {
-                    let (id, version) = (row.id, row.version);
-                    faculty.insert(id, Touched::new(row, version));
-                }
-            }
+        let t0 = std::time::Instant::now();
+        let mut tx = self.event_tx().await?;
+        let mut found = read(&self.bulk, &mut tx, changes).await?;
+        let t_read = t0.elapsed();
+        let plan = batch::plan(changes, &mut found.desks, &mut found.faculty, now);
+        let ids = write(&self.bulk, &mut tx, &found, &plan, now).await?;
+        let t_write = t0.elapsed();
+        tx.commit().await?;
+        tracing::debug!(n = changes.len(), ?t_read, ?t_write, total = ?t0.elapsed(), "apply timing");
 
-            let t_read = t0.elapsed();
-            // 2. Decide every change in order, in memory.
-            let mut outcomes = Vec::with_capacity(changes.len());
-            let mut pending: Vec<PendingEvent> = Vec::new();
-            for change in changes {
-                let Some(desk) = desks.get_mut(change.desk()) else {
-                    outcomes.push(Outcome::UnknownDesk);
-                    continue;
-                };
-                let record = desk.row.record()?;
-                let (next, visible, source, clock) = match change {
-                    Change::Message { message, .. } => match record.apply(*message) {
-                        DeskUpdate::Stale => {
-                            outcomes.push(Outcome::Stale);
-                            continue;
-                        }
-                        DeskUpdate::Applied { record: next, visible } => {
-                            desk.row.last_seen = Some(now);
-                            (next, visible, "desk", Some(message.clock()))
-                        }
-                    },
-                    Change::TimeOut { silent_before, .. } => {
-                        // Re-checked inside the transaction: the desk may have spoken since.
-                        let silent = desk.row.last_seen.is_none_or(|seen| seen < *silent_before);
-                        match record.time_out().filter(|_| silent) {
-                            Some(next) => (next, true, "timeout", record.last),
-                            None => {
-                                outcomes.push(Outcome::Stale);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                desk.row.set_record(&next);
-                desk.dirty = true;
-                let touched = match desk.row.faculty_id {
-                    Some(fid) if visible => faculty.get_mut(&fid),
-                    _ => None,
-                };
-                let Some(f) = touched else {
-                    outcomes.push(Outcome::Applied { event: None });
-                    continue;
-                };
-                let view = faculty_changed(&f.row, &next, desk.row.last_seen, now)?;
-                // The next change to this row in the batch builds on this one.
-                f.row.version = view.version;
-                f.row.status = view.status.as_str().to_owned();
-                f.row.changed_at = view.changed_at;
-                outcomes.push(Outcome::Applied { event: Some(pending.len() as i64) });
-                pending.push(PendingEvent { view, source, desk: change.desk().to_owned(), clock });
-            }
-
-            let t_decide = t0.elapsed();
-            // 3. Write: faculty rows (compare-and-set), events, desk rows (compare-and-set).
-            // Each changed faculty row is written once, as of its newest event in the batch.
-            let mut newest: HashMap<i64, &FacultyView> = HashMap::with_capacity(pending.len());
-            for ev in &pending {
-                newest.insert(ev.view.id, &ev.view);
-            }
-            let rows: Vec<&FacultyView> = newest.into_values().collect();
-            for chunk in shaped(&rows) {
-                let mut q = sqlx::query(&self.bulk.rows(chunk.len()).update_faculty);
-                for v in chunk {
-                    let read = faculty.get(&v.id).ok_or_else(|| StoreError::Corrupt("changed faculty row not read".into()))?;
-                    q = q
-                        .bind(v.id)
-                        .bind(read.version_read)
-                        .bind(v.version)
-                        .bind(v.status.as_str())
-                        .bind(v.present)
-                        .bind(v.busy)
-                        .bind(v.desk_online)
-                        .bind(v.changed_at);
-                }
-                if q.execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
-                    return Err(StoreError::VersionConflict);
-                }
-            }
-            let t_fac = t0.elapsed();
-            let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(pending.len());
-            for chunk in shaped(&pending) {
-                let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&self.bulk.rows(chunk.len()).insert_events);
-                for ev in chunk {
-                    let (boot, seq) = columns(ev.clock);
-                    let v = &ev.view;
-                    q = q
-                        .bind(v.id)
-                        .bind(v.version)
-                        .bind(v.status.as_str())
-                        .bind(v.present)
-                        .bind(v.busy)
-                        .bind(v.desk_online)
-                        .bind(v.changed_at)
-                        .bind(v.last_seen)
-                        .bind(ev.source)
-                        .bind(ev.desk.as_str())
-                        .bind(boot)
-                        .bind(seq)
-                        .bind(now);
-                }
-                for (id, fid, version) in q.fetch_all(&mut *tx).await? {
-                    ids.insert((fid, version), id);
-                }
-            }
-            let t_ev = t0.elapsed();
-            let rows: Vec<&Touched<DeskRow>> = desks.values().filter(|d| d.dirty).collect();
-            for chunk in shaped(&rows) {
-                let mut q = sqlx::query(&self.bulk.rows(chunk.len()).update_desks);
-                for d in chunk {
-                    let r = &d.row;
-                    q = q
-                        .bind(r.id.as_str())
-                        .bind(d.version_read)
-                        .bind(r.last_boot)
-                        .bind(r.last_seq)
-                        .bind(r.state_boot)
-                        .bind(r.state_seq)
-                        .bind(r.present)
-                        .bind(r.busy)
-                        .bind(r.online_boot)
-                        .bind(r.online_seq)
-                        .bind(r.online)
-                        .bind(r.last_seen);
-                }
-                if q.execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
-                    return Err(StoreError::VersionConflict);
-                }
-            }
-            let t_write = t0.elapsed();
-            tx.commit().await?;
-            tracing::debug!(n = changes.len(), ?t_begin, ?t_read, ?t_decide, ?t_fac, ?t_ev, ?t_write, total = ?t0.elapsed(), "apply timing");
-
-            // Outcomes carried the index of their pending event; give them the event's id.
-            let event_id = |i: i64| -> Result<i64> {
-                let ev = pending.get(i as usize).ok_or_else(|| StoreError::Corrupt("event index".into()))?;
-                ids.get(&(ev.view.id, ev.view.version)).copied().ok_or_else(|| StoreError::Corrupt("event id missing".into()))
-            };
-            for o in &mut outcomes {
-                if let Outcome::Applied { event: Some(i) } = o {
-                    *i = event_id(*i)?;
-                }
-            }
-            let mut events: Vec<Arc<FacultyEvent>> = pending
-                .into_iter()
-                .filter_map(|ev| {
-                    let id = *ids.get(&(ev.view.id, ev.view.version))?;
-                    Some(Arc::new(FacultyEvent { id, faculty: ev.view }))
+        let event_id = |i: usize| -> Result<i64> {
+            let ev = plan.events.get(i).ok_or_else(|| StoreError::Corrupt("event index".into()))?;
+            ids.get(&(ev.view.id, ev.view.version))
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("event id missing".into()))
+        };
+        let outcomes = plan
+            .decisions
+            .iter()
+            .map(|d| {
+                Ok(match *d {
+                    Decision::Applied { event } => Outcome::Applied { event: event.map(event_id).transpose()? },
+                    Decision::Stale => Outcome::Stale,
+                    Decision::UnknownDesk => Outcome::UnknownDesk,
                 })
-                .collect();
-            events.sort_by_key(|e| e.id);
-            Ok((outcomes, events))
-        })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut events: Vec<Arc<FacultyEvent>> = plan
+            .events
+            .into_iter()
+            .filter_map(|ev| {
+                let id = *ids.get(&(ev.view.id, ev.view.version))?;
+                Some(Arc::new(FacultyEvent { id, faculty: ev.view }))
+            })
+            .collect();
+        events.sort_by_key(|e| e.id);
+        Ok((outcomes, events))
     }
+}
+
+/// A desk message set aside because applying it failed for a permanent reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: i64,
+    /// Unix ms.
+    pub at: i64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub reason: String,
+}
+
+impl Store {
+    /// Sets a message aside with the reason it could not be applied.
+    pub async fn dead_letter(&self, topic: &str, payload: &[u8], reason: &str) -> Result<i64> {
+        let sql = "INSERT INTO dead_letters (at, topic, payload, reason) VALUES ($1, $2, $3, $4) RETURNING id";
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_scalar(sql).bind(now_ms()).bind(topic).bind(payload).bind(reason).fetch_one(pool).await?
+        }))
+    }
+
+    /// The newest dead letters first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
+        let sql = "SELECT id, at, topic, payload, reason FROM dead_letters ORDER BY id DESC LIMIT $1";
+        let rows: Vec<(i64, i64, String, Vec<u8>, String)> =
+            on_db!(&self.db, pool => sqlx::query_as(sql).bind(limit).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, topic, payload, reason)| DeadLetter { id, at, topic, payload, reason })
+            .collect())
+    }
+
+    pub async fn count_dead_letters(&self) -> Result<i64> {
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(pool).await?))
+    }
+}
+
+/// The rows a batch touches, as read inside its transaction, with the versions read (what the
+/// compare-and-set expects).
+struct Found {
+    desks: HashMap<String, DeskState>,
+    desk_versions: HashMap<String, i64>,
+    faculty: HashMap<i64, FacultyState>,
+    faculty_versions: HashMap<i64, i64>,
+}
+
+/// Step 1: the desks the batch names, and the faculty rows bound to them.
+async fn read(bulk: &BulkSql, tx: &mut Tx, changes: &[Change]) -> Result<Found> {
+    let mut desk_ids: Vec<&str> = changes.iter().map(Change::desk).collect();
+    desk_ids.sort_unstable();
+    desk_ids.dedup();
+    let mut found = Found {
+        desks: HashMap::with_capacity(desk_ids.len()),
+        desk_versions: HashMap::with_capacity(desk_ids.len()),
+        faculty: HashMap::new(),
+        faculty_versions: HashMap::new(),
+    };
+    for chunk in shaped(&desk_ids) {
+        let sql = &bulk.rows(chunk.len()).select_desks;
+        let rows: Vec<DeskRow> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        for row in rows {
+            let state = DeskState { faculty_id: row.faculty_id, record: row.record()?, last_seen: row.last_seen };
+            found.desk_versions.insert(row.id.clone(), row.version);
+            found.desks.insert(row.id, state);
+        }
+    }
+    let mut fids: Vec<i64> = found.desks.values().filter_map(|d| d.faculty_id).collect();
+    fids.sort_unstable();
+    fids.dedup();
+    for chunk in shaped(&fids) {
+        let sql = &bulk.rows(chunk.len()).select_faculty;
+        let rows: Vec<FacultyRow> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        for row in rows {
+            found.faculty_versions.insert(row.id, row.version);
+            found.faculty.insert(row.id, row.state()?);
+        }
+    }
+    Ok(found)
+}
+
+/// Step 3: the changed faculty rows (compare-and-set), their events, the changed desk rows
+/// (compare-and-set). Returns each event's id by (faculty id, version).
+async fn write(bulk: &BulkSql, tx: &mut Tx, found: &Found, plan: &Plan, now: i64) -> Result<HashMap<(i64, i64), i64>> {
+    let rows: Vec<&FacultyView> = plan.faculty_rows().collect();
+    for chunk in shaped(&rows) {
+        let sql = &bulk.rows(chunk.len()).update_faculty;
+        let mut expected = Vec::with_capacity(chunk.len());
+        for v in chunk {
+            let read = found.faculty_versions.get(&v.id);
+            expected.push(*read.ok_or_else(|| StoreError::Corrupt("changed faculty row not read".into()))?);
+        }
+        let updated = on_tx!(tx, c => {
+            let mut q = sqlx::query(sql);
+            for (v, read) in chunk.iter().zip(&expected) {
+                q = q
+                    .bind(v.id)
+                    .bind(*read)
+                    .bind(v.version)
+                    .bind(v.status.as_str())
+                    .bind(v.present)
+                    .bind(v.busy)
+                    .bind(v.desk_online)
+                    .bind(v.changed_at);
+            }
+            q.execute(&mut **c).await?.rows_affected()
+        });
+        if updated != chunk.len() as u64 {
+            return Err(StoreError::VersionConflict);
+        }
+    }
+    let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(plan.events.len());
+    for chunk in shaped(&plan.events) {
+        let sql = &bulk.rows(chunk.len()).insert_events;
+        let inserted: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sql);
+            for ev in chunk {
+                let (boot, seq) = columns(ev.clock);
+                let v = &ev.view;
+                q = q
+                    .bind(v.id)
+                    .bind(v.version)
+                    .bind(v.status.as_str())
+                    .bind(v.present)
+                    .bind(v.busy)
+                    .bind(v.desk_online)
+                    .bind(v.changed_at)
+                    .bind(v.last_seen)
+                    .bind(ev.source.as_str())
+                    .bind(ev.desk.as_str())
+                    .bind(boot)
+                    .bind(seq)
+                    .bind(now);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        for (id, fid, version) in inserted {
+            ids.insert((fid, version), id);
+        }
+    }
+    for chunk in shaped(&plan.desks) {
+        let sql = &bulk.rows(chunk.len()).update_desks;
+        let mut rows = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            let (Some(d), Some(read)) = (found.desks.get(id), found.desk_versions.get(id)) else {
+                return Err(StoreError::Corrupt(format!("changed desk {id} not read")));
+            };
+            rows.push((id.as_str(), *read, d));
+        }
+        let updated = on_tx!(tx, c => {
+            let mut q = sqlx::query(sql);
+            for (id, read, d) in &rows {
+                let r = &d.record;
+                let (last_boot, last_seq) = columns(r.last);
+                let (state_boot, state_seq) = columns(r.state_at);
+                let (online_boot, online_seq) = columns(r.online_at);
+                q = q
+                    .bind(*id)
+                    .bind(*read)
+                    .bind(last_boot)
+                    .bind(last_seq)
+                    .bind(state_boot)
+                    .bind(state_seq)
+                    .bind(r.present)
+                    .bind(r.busy)
+                    .bind(online_boot)
+                    .bind(online_seq)
+                    .bind(r.online)
+                    .bind(d.last_seen);
+            }
+            q.execute(&mut **c).await?.rows_affected()
+        });
+        if updated != chunk.len() as u64 {
+            return Err(StoreError::VersionConflict);
+        }
+    }
+    Ok(ids)
 }
 
 /// The most rows one bulk statement carries: 64 rows of 13 parameters stay far below SQLite's
@@ -382,47 +405,6 @@ fn typed_rows(params: Params, n: usize, types: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A row read in this transaction, the version it had then (the compare-and-set's expectation), and
-/// whether it changed (desk rows; changed faculty rows are those with a pending event).
-struct Touched<R> {
-    row: R,
-    version_read: i64,
-    dirty: bool,
-}
-
-impl<R> Touched<R> {
-    fn new(row: R, version_read: i64) -> Touched<R> {
-        Touched { row, version_read, dirty: false }
-    }
-}
-
-/// An event decided in memory, waiting for its id from the insert.
-struct PendingEvent {
-    view: FacultyView,
-    source: &'static str,
-    desk: String,
-    clock: Option<domain::DeskClock>,
-}
-
-/// The faculty row after its desk's record became `desk`: the new view, version bumped.
-fn faculty_changed(f: &FacultyRow, desk: &DeskRecord, last_seen: Option<i64>, now: i64) -> Result<FacultyView> {
-    let inputs = DeskInputs { online: desk.online, present: desk.present, busy: desk.busy };
-    let status = f.derive(Some(inputs), now);
-    let changed_at = if status == parse_status(&f.status)? { f.changed_at } else { now };
-    Ok(FacultyView {
-        id: f.id,
-        name: f.name.clone(),
-        department: f.department.clone(),
-        status,
-        present: desk.present,
-        busy: desk.busy,
-        desk_online: desk.online,
-        last_seen,
-        changed_at,
-        version: f.version + 1,
-    })
 }
 
 #[cfg(test)]

@@ -21,23 +21,35 @@ macro_rules! on_db {
     };
 }
 
+/// Runs `$body` with `$conn` bound to the connection of a [`tx::Tx`] on its backend.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::tx::Tx::Sqlite($conn) => $body,
+            $crate::tx::Tx::Postgres($conn) => $body,
+        }
+    };
+}
+
 mod admin;
 mod bus;
 mod error;
 mod ingest;
 mod read;
 mod rows;
+mod tx;
 
 pub use admin::{DeskInfo, NewFaculty};
 pub use bus::EventBus;
 pub use error::StoreError;
-pub use ingest::{Change, Outcome};
+pub use ingest::{Change, DeadLetter, Outcome};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use tx::Tx;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -150,6 +162,20 @@ impl Store {
         Ok(())
     }
 
+    /// Commits a tiny write (for `/readyz`): reads can go on working while writes fail (a full disk,
+    /// files made read-only, a PostgreSQL standby), and a server that cannot write is not ready.
+    pub async fn probe_write(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        on_tx!(&mut tx, c => {
+            sqlx::query("UPDATE store_meta SET value = $1 WHERE key = 'write_probe'")
+                .bind(now_ms().to_string())
+                .execute(&mut **c)
+                .await
+                .map(drop)?
+        });
+        tx.commit().await
+    }
+
     /// The newest applied migration's version.
     pub async fn schema_version(&self) -> Result<i64> {
         let sql = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
@@ -161,32 +187,35 @@ impl Store {
         on_db!(&self.db, pool => pool.close().await)
     }
 
-    /// How a write transaction starts. SQLite takes the write lock up front (a deferred transaction
-    /// that reads then writes can fail with SQLITE_BUSY instead of waiting).
-    fn begin_write(&self) -> &'static str {
-        match self.db {
+    /// Opens a write transaction. SQLite takes the write lock up front (a deferred transaction that
+    /// reads then writes can fail with SQLITE_BUSY instead of waiting).
+    pub(crate) async fn write_tx(&self) -> Result<Tx> {
+        let begin = match self.db {
             Db::Sqlite(_) => "BEGIN IMMEDIATE",
             Db::Postgres(_) => "BEGIN",
-        }
+        };
+        Tx::begin(&self.db, begin).await
     }
 
-    /// How a consistent multi-statement read starts (PostgreSQL's READ COMMITTED would give each
+    /// Opens a write transaction that appends to the event log. On PostgreSQL, such writers take one
+    /// transaction-scoped lock so that events commit in id order (a reader resuming after id N must
+    /// never later see an id below N appear). SQLite has a single writer already.
+    pub(crate) async fn event_tx(&self) -> Result<Tx> {
+        let mut tx = self.write_tx().await?;
+        if let Tx::Postgres(conn) = &mut tx {
+            sqlx::query("SELECT pg_advisory_xact_lock(7290001)").execute(&mut **conn).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Opens a consistent multi-statement read (PostgreSQL's READ COMMITTED would give each
     /// statement its own snapshot; SQLite's read transactions are snapshots already).
-    fn begin_read(&self) -> &'static str {
-        match self.db {
+    pub(crate) async fn read_tx(&self) -> Result<Tx> {
+        let begin = match self.db {
             Db::Sqlite(_) => "BEGIN",
             Db::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        }
-    }
-
-    /// On PostgreSQL, writers of the event log take one transaction-scoped lock so that events commit
-    /// in id order (a reader resuming after id N must never later see an id below N appear). SQLite
-    /// has a single writer already.
-    fn event_log_lock(&self) -> Option<&'static str> {
-        match self.db {
-            Db::Sqlite(_) => None,
-            Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(7290001)"),
-        }
+        };
+        Tx::begin(&self.db, begin).await
     }
 }
 

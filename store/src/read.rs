@@ -19,15 +19,14 @@ impl Store {
     /// transaction, so that the events after `cursor` are exactly the changes the snapshot lacks.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let sql = format!("{VIEW_SELECT} ORDER BY f.name, f.id");
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin_with(self.begin_read()).await?;
-            let cursor: i64 =
-                sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&mut *tx).await?;
-            let rows: Vec<ViewRow> = sqlx::query_as(&sql).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            let faculty = rows.into_iter().map(FacultyView::try_from).collect::<Result<_>>()?;
-            Ok(Snapshot { cursor, faculty })
-        })
+        let mut tx = self.read_tx().await?;
+        let (cursor, rows): (i64, Vec<ViewRow>) = on_tx!(&mut tx, c => (
+            sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&mut **c).await?,
+            sqlx::query_as(&sql).fetch_all(&mut **c).await?,
+        ));
+        tx.rollback().await?;
+        let faculty = rows.into_iter().map(FacultyView::try_from).collect::<Result<_>>()?;
+        Ok(Snapshot { cursor, faculty })
     }
 
     /// Up to `limit` events after `cursor`, oldest first, each with the faculty row as of that event.

@@ -1,7 +1,8 @@
 //! Rows as stored, and their conversion to and from the domain's types.
 
 use crate::{Result, StoreError};
-use domain::status::{AdminOverride, DeskInputs, Status, StatusInputs};
+use domain::batch::FacultyState;
+use domain::status::{AdminOverride, Status};
 use domain::{DeskClock, DeskRecord, FacultyView};
 
 pub(crate) const DESK_COLUMNS: &str = "id, faculty_id, last_boot, last_seq, state_boot, state_seq, present, busy, \
@@ -55,15 +56,6 @@ impl DeskRow {
             online: self.online,
         })
     }
-
-    pub fn set_record(&mut self, r: &DeskRecord) {
-        (self.last_boot, self.last_seq) = columns(r.last);
-        (self.state_boot, self.state_seq) = columns(r.state_at);
-        (self.online_boot, self.online_seq) = columns(r.online_at);
-        self.present = r.present;
-        self.busy = r.busy;
-        self.online = r.online;
-    }
 }
 
 pub(crate) const FACULTY_COLUMNS: &str = "id, name, department, status, \
@@ -92,10 +84,17 @@ impl FacultyRow {
         })
     }
 
-    /// The status these desk inputs give this faculty member now.
-    pub fn derive(&self, desk: Option<DeskInputs>, now: i64) -> Status {
-        let ov = self.admin_override();
-        domain::status::derive(StatusInputs { desk, admin_override: ov.as_ref() }, now)
+    /// The row as the batch rules (`domain::batch`) see it.
+    pub fn state(&self) -> Result<FacultyState> {
+        Ok(FacultyState {
+            id: self.id,
+            name: self.name.clone(),
+            department: self.department.clone(),
+            status: parse_status(&self.status)?,
+            admin_override: self.admin_override(),
+            changed_at: self.changed_at,
+            version: self.version,
+        })
     }
 }
 

@@ -237,8 +237,8 @@ async fn batch(
 
 fn parse(prefix: &str, p: &Publish) -> Result<Change, Reject> {
     let (desk, kind) = protocol::parse_topic(prefix, &p.topic)?;
-    let message = protocol::parse_payload(kind, &p.payload)?;
-    Ok(Change::Message { desk: desk.to_owned(), message })
+    let payload = protocol::Payload::parse(kind, &p.payload)?;
+    Ok(Change::Message { desk: desk.to_owned(), message: payload.message() })
 }
 
 /// Every few seconds, times out desks silent for longer than `timeout`. Silence is only held
