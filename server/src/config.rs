@@ -34,8 +34,6 @@ pub enum Command {
     Desk(DeskCmd),
     /// Simulate desk units over MQTT, exactly as docs/PROTOCOL.md says (for demos and tests).
     DeskSim(DeskSimArgs),
-    /// Drive a running server with simulated desks and SSE clients; check and measure the pipeline.
-    Loadgen(crate::loadgen::LoadgenArgs),
     /// Run only the embedded MQTT broker (for development and tests without Mosquitto).
     Broker {
         /// Where the broker listens.
@@ -46,13 +44,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct DeskSimArgs {
-    /// The broker the desks connect to.
-    #[arg(long, env = "CONSULTEASE_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt_url: String,
-
-    /// Topic prefix of the desk protocol.
-    #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
-    pub mqtt_prefix: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// Desk ids to simulate (repeat the flag or separate with commas).
     #[arg(long = "desk", value_delimiter = ',', required = true)]
@@ -129,25 +122,46 @@ pub struct ServeArgs {
     pub mqtt: MqttArgs,
 }
 
+/// Where the MQTT broker is, and the desk protocol's topic prefix: declared once, for `serve`,
+/// `desk-sim` and the load generator alike.
 #[derive(Debug, Clone, Args)]
-pub struct MqttArgs {
-    /// External MQTT broker, `mqtt://[user[:pass]@]host[:port]`. Without it an embedded broker
-    /// is started on --mqtt-bind.
+pub struct BrokerArgs {
+    /// External MQTT broker, `mqtt://[user[:pass]@]host[:port]`. Without it `serve` starts an
+    /// embedded broker on --mqtt-bind, and the tools connect to mqtt://127.0.0.1:1883.
     #[arg(long, env = "CONSULTEASE_MQTT_URL")]
     pub mqtt_url: Option<String>,
+
+    /// Topic prefix of the desk protocol (`PREFIX/desk/{desk}/state`, …).
+    #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
+    pub mqtt_prefix: String,
+}
+
+impl BrokerArgs {
+    /// The external broker named by --mqtt-url, if any.
+    pub fn external(&self) -> anyhow::Result<Option<crate::mqtt::BrokerAddr>> {
+        self.mqtt_url.as_deref().map(crate::mqtt::BrokerAddr::parse).transpose().map_err(anyhow::Error::msg)
+    }
+
+    /// For the tools (desk-sim, loadgen): --mqtt-url, or a broker on this machine's standard port.
+    pub fn connect_to(&self) -> anyhow::Result<crate::mqtt::BrokerAddr> {
+        Ok(self.external()?.unwrap_or_else(|| crate::mqtt::BrokerAddr::local(([127, 0, 0, 1], 1883).into())))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MqttArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// Where the embedded broker listens (port 0: any free port). Ignored with --mqtt-url.
     #[arg(long, env = "CONSULTEASE_MQTT_BIND", default_value = "127.0.0.1:1883")]
     pub mqtt_bind: SocketAddr,
 
-    /// Topic prefix of the desk protocol (`PREFIX/desk/{desk}/state`, …).
-    #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
-    pub mqtt_prefix: String,
-
-    /// MQTT client id of the server: keep it stable, the broker keeps its session (and the
-    /// messages that arrive while the server is down) under it.
-    #[arg(long, env = "CONSULTEASE_MQTT_CLIENT_ID", default_value = "consultease-server")]
-    pub mqtt_client_id: String,
+    /// MQTT client id of the server. It must stay stable (the broker keeps the server's session, and
+    /// the messages that arrive while it is down, under it) and nobody else may use it: by default
+    /// it is `consultease-server-` and a random suffix made at first start and kept in the database.
+    #[arg(long, env = "CONSULTEASE_MQTT_CLIENT_ID")]
+    pub mqtt_client_id: Option<String>,
 
     /// A desk that sent nothing for this long is offline, as if its last will arrived
     /// (e.g. `90s`, `2m`, `500ms`; a bare number is seconds).

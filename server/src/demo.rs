@@ -71,7 +71,7 @@ pub async fn run(
 }
 
 pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
-    let broker = BrokerAddr::parse(&args.mqtt_url).map_err(anyhow::Error::msg)?;
+    let broker = args.broker.connect_to()?;
     for id in &args.desks {
         if !domain::protocol::valid_desk_id(id) {
             bail!("desk id {id:?} must be 1-64 characters of A-Z a-z 0-9 _ -");
@@ -81,7 +81,7 @@ pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
     let mut desks = Vec::new();
     for id in &args.desks {
         let boot = next_boot(&args.state_dir, id)?;
-        let desk = SimDesk::connect(&broker, &args.mqtt_prefix, id, boot, rng.presence()).await?;
+        let desk = SimDesk::connect(&broker, &args.broker.mqtt_prefix, id, boot, rng.presence()).await?;
         println!("{id}: connected (boot {boot})");
         desks.push(desk);
     }

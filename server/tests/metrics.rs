@@ -1,15 +1,16 @@
-//! `/metrics` is valid Prometheus text exposition, and its counters move as desks talk.
-
-mod common;
+//! `/metrics` is valid OpenMetrics text exposition, and its counters move as desks talk.
 
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use testkit::TestServer;
 
-/// Parses Prometheus text format strictly enough to catch malformed output: every sample belongs to
-/// a family declared once with `# TYPE`, label sets are well formed, values are numbers, histogram
-/// buckets are cumulative and end in `+Inf` equal to `_count`.
+/// Parses the OpenMetrics text format strictly enough to catch malformed output: every sample
+/// belongs to a family declared once with `# TYPE` (counters' samples end in `_total`), label sets
+/// are well formed, values are numbers, histogram buckets are cumulative and end in `+Inf` equal to
+/// `_count`, and the exposition ends with `# EOF`.
 fn parse(text: &str) -> HashMap<String, f64> {
+    let text = text.strip_suffix("# EOF\n").unwrap_or_else(|| panic!("no `# EOF` at the end: {text}"));
     let mut types: HashMap<String, String> = HashMap::new();
     let mut samples = HashMap::new();
     let mut seen_help = HashSet::new();
@@ -49,10 +50,11 @@ fn parse(text: &str) -> HashMap<String, f64> {
                 assert!(v.starts_with('"'), "unquoted label value in {line}");
             }
         }
-        let family = ["_bucket", "_sum", "_count"]
+        let family = [("_bucket", "histogram"), ("_sum", "histogram"), ("_count", "histogram"), ("_total", "counter")]
             .iter()
-            .find_map(|suf| name.strip_suffix(suf).filter(|f| types.get(*f).is_some_and(|t| t == "histogram")))
+            .find_map(|(suf, kind)| name.strip_suffix(suf).filter(|f| types.get(*f).is_some_and(|t| t == kind)))
             .unwrap_or(name);
+        assert!(types.get(family).is_none_or(|t| t != "counter") || name.ends_with("_total"), "{line}");
         assert!(types.contains_key(family), "sample without TYPE: {line}");
         samples.insert(series.to_owned(), v);
     }
@@ -76,14 +78,14 @@ fn parse(text: &str) -> HashMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move() {
-    let server = common::TestServer::start("mt").await;
+    let server = TestServer::builder().prefix("mt").start().await;
     let id = server
         .store
         .add_faculty(&store::NewFaculty { name: "Ada".into(), department: "CS".into(), email: None })
         .await
         .unwrap();
     server.store.add_desk("m1", id).await.unwrap();
-    let (url, broker) = (server.url.clone(), server.broker.clone());
+    let (url, broker) = (server.url.clone(), server.running.broker.clone());
     let get = |path: &'static str| {
         let url = url.clone();
         async move { reqwest::get(format!("{url}{path}")).await.unwrap().text().await.unwrap() }

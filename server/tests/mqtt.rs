@@ -3,52 +3,15 @@
 //! With CONSULTEASE_REQUIRE_SERVICES=1 an unreachable Mosquitto fails the tests instead of skipping.
 
 use domain::Status;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use domain::protocol::Payload;
 use server::mqtt::{self, BrokerAddr, IngestHandle, MqttConfig};
-use std::sync::OnceLock;
+use server::telemetry::Metrics;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use store::{NewFaculty, Store};
-use tokio::task::JoinHandle;
+use testkit::{Broker, Desk, eventually, unique};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Clone, Copy, Debug)]
-enum Broker {
-    Embedded,
-    Mosquitto,
-}
-
-fn unique() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
-    format!("{}-{}-{}", std::process::id(), t % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn embedded() -> BrokerAddr {
-    static ADDR: OnceLock<BrokerAddr> = OnceLock::new();
-    ADDR.get_or_init(|| {
-        let addr = mqtt::start_embedded_broker("127.0.0.1:0".parse().unwrap()).unwrap();
-        BrokerAddr::local(addr)
-    })
-    .clone()
-}
-
-async fn mosquitto() -> Option<BrokerAddr> {
-    let url = std::env::var("CONSULTEASE_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
-    let addr = BrokerAddr::parse(&url).unwrap();
-    let required = std::env::var("CONSULTEASE_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    match tokio::net::TcpStream::connect((addr.host.as_str(), addr.port)).await {
-        Ok(_) => Some(addr),
-        Err(e) if required => {
-            panic!("Mosquitto required (CONSULTEASE_REQUIRE_SERVICES=1) but {url} is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: MQTT broker at {url} unreachable ({e})");
-            None
-        }
-    }
-}
 
 /// A store, a broker, and the server's ingest (stoppable and restartable, like the server).
 struct Harness {
@@ -58,15 +21,13 @@ struct Harness {
     client_id: String,
     timeout: Duration,
     ingest: Option<(IngestHandle, CancellationToken)>,
+    metrics: Arc<Metrics>,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
     async fn new(broker: Broker, timeout: Duration) -> Option<Harness> {
-        let broker = match broker {
-            Broker::Embedded => embedded(),
-            Broker::Mosquitto => mosquitto().await?,
-        };
+        let broker = broker.addr().await?;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display())).await.unwrap();
         let id = unique();
@@ -77,6 +38,7 @@ impl Harness {
             client_id: format!("consultease-test-{id}"),
             timeout,
             ingest: None,
+            metrics: Arc::new(Metrics::new()),
             _dir: dir,
         };
         h.start().await;
@@ -93,8 +55,8 @@ impl Harness {
             batch_delay: Duration::from_millis(2),
         };
         let token = CancellationToken::new();
-        let handle = mqtt::start(config, self.store.clone(), token.clone());
-        let stats = handle.stats.clone();
+        let handle = mqtt::start(config, self.store.clone(), self.metrics.clone(), token.clone());
+        let stats = handle.status.clone();
         self.ingest = Some((handle, token));
         eventually("the ingest subscribes", || {
             let s = stats.clone();
@@ -111,8 +73,8 @@ impl Harness {
         }
     }
 
-    fn stats(&self) -> &mqtt::IngestStats {
-        &self.ingest.as_ref().unwrap().0.stats
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     async fn faculty(&self, name: &str, desk: &str) -> i64 {
@@ -138,9 +100,9 @@ impl Harness {
     /// Waits until the ingest has handled `n` messages in total (applied, stale or rejected).
     async fn wait_handled(&self, n: u64) {
         eventually(&format!("{n} messages handled"), || async move {
-            let s = self.stats();
-            let rejected: u64 = s.rejected_by_reason().map(|(_, n)| n).sum();
-            s.applied.load(Relaxed) + s.stale.load(Relaxed) + rejected >= n
+            let m = self.metrics();
+            let rejected: u64 = domain::protocol::Reject::LABELS.iter().map(|r| m.rejected(r)).sum();
+            m.mqtt_applied.get() + m.mqtt_stale.get() + rejected >= n
         })
         .await;
     }
@@ -148,86 +110,8 @@ impl Harness {
     /// A desk unit as docs/PROTOCOL.md describes it: last will reserved at `seq`, announcement at
     /// `seq + 1`.
     async fn desk(&self, id: &str, boot: u32, seq: u64) -> Desk {
-        let topic = |kind: &str| format!("{}/desk/{id}/{kind}", self.prefix);
-        let mut opts = MqttOptions::new(format!("desk-{id}-{}", unique()), &self.broker.host, self.broker.port);
-        opts.set_keep_alive(Duration::from_secs(5));
-        let will = format!(r#"{{"boot":{boot},"seq":{seq},"online":false}}"#);
-        opts.set_last_will(LastWill::new(topic("online"), will, QoS::AtLeastOnce, true));
-        let (client, mut eventloop) = AsyncClient::new(opts, 100);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut ready_tx = Some(ready_tx);
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        if let Some(tx) = ready_tx.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-        ready_rx.await.unwrap();
-        let mut desk = Desk { client, prefix: self.prefix.clone(), id: id.into(), boot, seq, task };
-        desk.publish("online", r#""online":true"#, true).await;
-        desk
+        Desk::connect(&self.broker, &self.prefix, id, boot, seq).await
     }
-}
-
-struct Desk {
-    client: AsyncClient,
-    prefix: String,
-    id: String,
-    boot: u32,
-    seq: u64,
-    task: JoinHandle<()>,
-}
-
-impl Desk {
-    /// Publishes the next message of this desk's clock with extra JSON `fields`.
-    async fn publish(&mut self, kind: &str, fields: &str, retain: bool) -> u64 {
-        self.seq += 1;
-        let payload = format!(r#"{{"boot":{},"seq":{},{fields}}}"#, self.boot, self.seq);
-        self.raw(kind, payload.into_bytes(), retain).await;
-        self.seq
-    }
-
-    async fn state(&mut self, present: bool, busy: bool) -> u64 {
-        self.publish("state", &format!(r#""present":{present},"busy":{busy}"#), true).await
-    }
-
-    /// Publishes exactly `payload` (for replays and malformed input).
-    async fn raw(&self, kind: &str, payload: Vec<u8>, retain: bool) {
-        let topic = format!("{}/desk/{}/{kind}", self.prefix, self.id);
-        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await.unwrap();
-    }
-
-    fn state_payload(&self, seq: u64, present: bool, busy: bool) -> Vec<u8> {
-        format!(r#"{{"boot":{},"seq":{seq},"present":{present},"busy":{busy}}}"#, self.boot).into_bytes()
-    }
-
-    /// Drops the connection without a DISCONNECT, as a desk losing power does: the broker then
-    /// publishes the will.
-    fn kill(self) {
-        self.task.abort();
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 macro_rules! over_brokers {
@@ -272,7 +156,7 @@ async fn state_is_committed_with_its_version(broker: Broker) {
     desk.state(true, true).await;
     assert_eq!(h.wait_status(id, Status::Busy).await.version, 4);
     // A heartbeat is recorded on the desk but changes no faculty version.
-    desk.publish("heartbeat", r#""uptime_s":12,"rssi":-61"#, false).await;
+    desk.heartbeat().await;
     h.wait_handled(4).await;
     assert_eq!(h.view(id).await.version, 4);
     let d = h.store.list_desks().await.unwrap().pop().unwrap();
@@ -292,9 +176,10 @@ async fn duplicates_and_reordered_messages_change_nothing(broker: Broker) {
     desk.raw("state", desk.state_payload(s3, false, false), false).await;
     desk.raw("state", desk.state_payload(s2, true, false), false).await;
     desk.raw("state", desk.state_payload(s2 - 1, true, true), false).await;
-    desk.raw("online", br#"{"boot":2,"seq":9,"online":false}"#.to_vec(), false).await;
+    let old_will = Payload::Online { clock: domain::DeskClock::new(2, 9), online: false };
+    desk.raw("online", old_will.encode(), false).await;
     h.wait_handled(7).await;
-    assert_eq!(h.stats().stale.load(Relaxed), 4);
+    assert_eq!(h.metrics().mqtt_stale.get(), 4);
     assert_eq!(h.view(id).await, before);
     assert_eq!(h.store.newest_event_id().await.unwrap(), events);
 }
@@ -331,18 +216,12 @@ async fn malformed_payloads_are_counted_and_change_nothing(broker: Broker) {
     for (kind, payload) in bad {
         desk.raw(kind, payload, false).await;
     }
-    let ghost = Desk {
-        client: desk.client.clone(),
-        prefix: h.prefix.clone(),
-        id: "ghost".into(),
-        boot: 1,
-        seq: 0,
-        task: tokio::spawn(async {}),
-    };
-    ghost.raw("state", ghost.state_payload(1, true, true), false).await;
-    h.wait_handled(9).await;
-    let s = h.stats();
-    let got: Vec<(&str, u64)> = s.rejected_by_reason().filter(|(_, n)| *n > 0).collect();
+    let ghost = h.desk("ghost", 1, 0).await;
+    ghost.raw("state", ghost.state_payload(5, true, true), false).await;
+    h.wait_handled(10).await;
+    let m = h.metrics();
+    let got: Vec<(&str, u64)> =
+        domain::protocol::Reject::LABELS.iter().map(|r| (*r, m.rejected(r))).filter(|(_, n)| *n > 0).collect();
     assert_eq!(
         got,
         [
@@ -351,7 +230,7 @@ async fn malformed_payloads_are_counted_and_change_nothing(broker: Broker) {
             ("malformed_json", 1),
             ("missing_field", 2),
             ("wrong_type", 1),
-            ("unknown_desk", 1)
+            ("unknown_desk", 2)
         ]
     );
     assert_eq!(h.view(id).await, before);
@@ -384,7 +263,7 @@ async fn silence_makes_the_desk_offline(broker: Broker) {
     // The desk stays connected but says nothing (its firmware hung).
     let f = h.wait_status(id, Status::Offline).await;
     assert!(!f.desk_online);
-    assert!(h.stats().desks_timed_out.load(Relaxed) >= 1);
+    assert!(h.metrics().desks_timed_out.get() >= 1);
 }
 
 /// Original defect 1: a dead desk showed "available" forever (retained status, no will, no

@@ -3,32 +3,19 @@
 
 use domain::{DeskClock, DeskMessage};
 use futures::StreamExt;
-use server::http::{AppState, app};
+use server::http::app;
 use std::time::Duration;
 use store::{Change, NewFaculty, Store};
+use testkit::TestServer;
+use testkit::sse::SseConn;
 
-struct Server {
-    url: String,
-    state: AppState,
-    _dir: tempfile::TempDir,
+async fn server(bus_capacity: usize, max_replay: i64) -> TestServer {
+    TestServer::builder().bus_capacity(bus_capacity).max_replay(max_replay).start().await
 }
 
-async fn server(bus_capacity: usize, max_replay: i64) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
-        .await
-        .unwrap()
-        .with_bus_capacity(bus_capacity);
-    let mut state = AppState::new(store, dir.path().join("site"));
-    state.max_replay = max_replay;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(state.clone());
-    let shutdown = state.shutdown.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await.unwrap();
-    });
-    Server { url, state, _dir: dir }
+async fn sse(url: &str, last_event_id: Option<&str>) -> SseConn {
+    let headers: Vec<(&str, &str)> = last_event_id.map(|id| ("last-event-id", id)).into_iter().collect();
+    SseConn::open(url, &headers).await.unwrap()
 }
 
 async fn desks(store: &Store, n: usize) -> Vec<String> {
@@ -63,63 +50,10 @@ fn state_change(desk: &str, seq: u64) -> Change {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct SseEvent {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
-/// A minimal SSE client: yields parsed events (comments and retry-only blocks skipped).
-struct SseClient {
-    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl SseClient {
-    async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
-        let mut req = reqwest::Client::new().get(url);
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
-        }
-        let res = req.send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.headers()["content-type"], "text/event-stream");
-        SseClient { body: Box::pin(res.bytes_stream()), buf: String::new() }
-    }
-
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut ev = SseEvent { id: None, event: "message".into(), data: String::new() };
-                let mut has_data = false;
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        ev.id = Some(v.trim().into());
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        ev.event = v.trim().into();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        ev.data.push_str(v.trim_start());
-                        has_data = true;
-                    }
-                }
-                if has_data {
-                    return Some(ev);
-                }
-                continue;
-            }
-            let chunk =
-                tokio::time::timeout(Duration::from_secs(20), self.body.next()).await.expect("stream stalled")?;
-            self.buf.push_str(std::str::from_utf8(&chunk.ok()?).unwrap());
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faculty_endpoint_is_a_snapshot_with_a_cursor() {
     let s = server(4096, 1000).await;
-    desks(&s.state.store, 2).await;
+    desks(&s.store, 2).await;
     let body: serde_json::Value = reqwest::get(format!("{}/api/faculty", s.url)).await.unwrap().json().await.unwrap();
     assert_eq!(body["cursor"], 2);
     let f = &body["faculty"][0];
@@ -136,7 +70,7 @@ async fn faculty_endpoint_is_a_snapshot_with_a_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_opened_mid_burst_gets_every_later_event_once_in_order() {
     let s = server(4096, 100_000).await;
-    let store = s.state.store.clone();
+    let store = s.store.clone();
     let ids = desks(&store, 4).await;
     let mut writers = Vec::new();
     for desk in ids.clone() {
@@ -152,7 +86,7 @@ async fn a_stream_opened_mid_burst_gets_every_later_event_once_in_order() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let cursor = store.newest_event_id().await.unwrap();
-    let mut client = SseClient::connect(&format!("{}/api/events?after={cursor}", s.url), None).await;
+    let mut client = sse(&format!("{}/api/events?after={cursor}", s.url), None).await;
     for w in writers {
         w.await.unwrap();
     }
@@ -161,7 +95,7 @@ async fn a_stream_opened_mid_burst_gets_every_later_event_once_in_order() {
     assert!(expected.len() > 100, "the stream must straddle replay and live ({} events)", expected.len());
     let mut got = Vec::new();
     while got.last().is_none_or(|(id, _): &(i64, serde_json::Value)| *id < newest) {
-        let ev = client.next().await.expect("stream ended early");
+        let ev = client.next_event().await.expect("stream ended early");
         assert_eq!(ev.event, "faculty");
         got.push((ev.id.unwrap().parse().unwrap(), serde_json::from_str(&ev.data).unwrap()));
     }
@@ -174,15 +108,15 @@ async fn a_stream_opened_mid_burst_gets_every_later_event_once_in_order() {
 #[tokio::test]
 async fn a_lagging_client_gets_a_snapshot() {
     let s = server(8, 1000).await;
-    let store = s.state.store.clone();
+    let store = s.store.clone();
     let ids = desks(&store, 1).await;
     let cursor = store.newest_event_id().await.unwrap();
-    let mut client = SseClient::connect(&format!("{}/api/events?after={cursor}", s.url), None).await;
+    let mut client = sse(&format!("{}/api/events?after={cursor}", s.url), None).await;
     // One transaction publishing 50 events: on this single-threaded runtime the stream cannot run
     // while they are published, so its receiver (capacity 8) lags.
     let burst: Vec<Change> = (2..52).map(|seq| state_change(&ids[0], seq)).collect();
     store.apply(&burst).await.unwrap();
-    let ev = client.next().await.unwrap();
+    let ev = client.next_event().await.unwrap();
     assert_eq!(ev.event, "snapshot", "{ev:?}");
     let snap: domain::Snapshot = serde_json::from_str(&ev.data).unwrap();
     assert_eq!(snap.cursor, store.newest_event_id().await.unwrap());
@@ -190,29 +124,29 @@ async fn a_lagging_client_gets_a_snapshot() {
     assert_eq!(snap.faculty[0].version, 52);
     // Then live events continue after the snapshot's cursor.
     store.apply(&[state_change(&ids[0], 60)]).await.unwrap();
-    let ev = client.next().await.unwrap();
+    let ev = client.next_event().await.unwrap();
     assert_eq!((ev.event.as_str(), ev.id), ("faculty", Some((snap.cursor + 1).to_string())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn far_behind_or_no_cursor_gets_a_snapshot_and_last_event_id_wins() {
     let s = server(4096, 5).await;
-    let store = s.state.store.clone();
+    let store = s.store.clone();
     let ids = desks(&store, 1).await;
     let batch: Vec<Change> = (2..12).map(|seq| state_change(&ids[0], seq)).collect();
     store.apply(&batch).await.unwrap();
     let newest = store.newest_event_id().await.unwrap();
     for url in [format!("{}/api/events?after=0", s.url), format!("{}/api/events", s.url)] {
-        let ev = SseClient::connect(&url, None).await.next().await.unwrap();
+        let ev = sse(&url, None).await.next_event().await.unwrap();
         assert_eq!((ev.event.as_str(), ev.id), ("snapshot", Some(newest.to_string())), "{url}");
     }
     // A reconnecting browser's Last-Event-ID is newer than the page's ?after: it wins.
-    let mut client =
-        SseClient::connect(&format!("{}/api/events?after=0", s.url), Some(&(newest - 2).to_string())).await;
-    let ids: Vec<String> = vec![client.next().await.unwrap().id.unwrap(), client.next().await.unwrap().id.unwrap()];
+    let mut client = sse(&format!("{}/api/events?after=0", s.url), Some(&(newest - 2).to_string())).await;
+    let ids: Vec<String> =
+        vec![client.next_event().await.unwrap().id.unwrap(), client.next_event().await.unwrap().id.unwrap()];
     assert_eq!(ids, [(newest - 1).to_string(), newest.to_string()]);
     // A cursor from the future (another database) gets a snapshot.
-    let ev = SseClient::connect(&format!("{}/api/events?after=999999", s.url), None).await.next().await.unwrap();
+    let ev = sse(&format!("{}/api/events?after=999999", s.url), None).await.next_event().await.unwrap();
     assert_eq!(ev.event, "snapshot");
     // Bad input is a 400 with a reason.
     let res = reqwest::get(format!("{}/api/events?after=-3", s.url)).await.unwrap();
@@ -226,7 +160,7 @@ async fn far_behind_or_no_cursor_gets_a_snapshot_and_last_event_id_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defect4_a_reader_reacting_to_an_event_never_reads_older_data() {
     let s = server(4096, 1000).await;
-    let store = s.state.store.clone();
+    let store = s.store.clone();
     let ids = desks(&store, 2).await;
     let mut rx = store.bus().subscribe();
     let writer = {
@@ -254,10 +188,10 @@ async fn defect4_a_reader_reacting_to_an_event_never_reads_older_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_end_when_the_server_shuts_down() {
     let s = server(4096, 1000).await;
-    let mut client = SseClient::connect(&format!("{}/api/events", s.url), None).await;
-    assert_eq!(client.next().await.unwrap().event, "snapshot");
-    s.state.shutdown.cancel();
-    let end = tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("the stream must end");
+    let mut client = sse(&format!("{}/api/events", s.url), None).await;
+    assert_eq!(client.next_event().await.unwrap().event, "snapshot");
+    s.state().shutdown.cancel();
+    let end = tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("the stream must end").unwrap();
     assert_eq!(end, None);
 }
 
@@ -266,7 +200,7 @@ async fn streams_end_when_the_server_shuts_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_not_compressed_nor_cached_and_set_the_retry_delay() {
     let s = server(4096, 1000).await;
-    let ids = desks(&s.state.store, 1).await;
+    let ids = desks(&s.store, 1).await;
     let res = reqwest::Client::new()
         .get(format!("{}/api/events?after=1", s.url))
         .header("accept-encoding", "br, gzip")
@@ -277,7 +211,7 @@ async fn streams_are_not_compressed_nor_cached_and_set_the_retry_delay() {
     assert_eq!(res.headers()["cache-control"], "no-cache");
     let mut body = res.bytes_stream();
     let mut text = String::new();
-    s.state.store.apply(&[state_change(&ids[0], 2)]).await.unwrap();
+    s.store.apply(&[state_change(&ids[0], 2)]).await.unwrap();
     while !text.contains("event: faculty") {
         let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
         text.push_str(std::str::from_utf8(&chunk).unwrap());
@@ -289,14 +223,15 @@ async fn streams_are_not_compressed_nor_cached_and_set_the_retry_delay() {
 /// A quiet stream still carries a comment now and then, so that proxies and browsers keep it open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_stream_gets_keep_alive_comments() {
-    let mut s = server(4096, 1000).await;
-    s.state.keep_alive = Duration::from_millis(100);
+    let s = server(4096, 1000).await;
+    let mut state = s.state().clone();
+    state.keep_alive = Duration::from_millis(100);
     // Serve the changed state on a new listener.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = app(s.state.clone());
+    let router = app(state);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    desks(&s.state.store, 1).await;
+    desks(&s.store, 1).await;
     let res = reqwest::get(format!("{url}/api/events?after=1")).await.unwrap();
     let mut body = res.bytes_stream();
     let mut text = String::new();

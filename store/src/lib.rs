@@ -35,6 +35,7 @@ mod admin;
 mod bus;
 mod error;
 mod ingest;
+mod meta;
 mod read;
 mod rows;
 mod tx;
@@ -43,6 +44,7 @@ pub use admin::{DeskInfo, NewFaculty};
 pub use bus::EventBus;
 pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};
+pub use meta::random_hex;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -160,20 +162,6 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         on_db!(&self.db, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
-    }
-
-    /// Commits a tiny write (for `/readyz`): reads can go on working while writes fail (a full disk,
-    /// files made read-only, a PostgreSQL standby), and a server that cannot write is not ready.
-    pub async fn probe_write(&self) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        on_tx!(&mut tx, c => {
-            sqlx::query("UPDATE store_meta SET value = $1 WHERE key = 'write_probe'")
-                .bind(now_ms().to_string())
-                .execute(&mut **c)
-                .await
-                .map(drop)?
-        });
-        tx.commit().await
     }
 
     /// The newest applied migration's version.

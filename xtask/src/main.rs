@@ -34,6 +34,12 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build the load generator (release) and run it against a running server; arguments after
+    /// `--` go to it, e.g. `cargo xtask loadgen -- --rate 1000 --clients 10`.
+    Loadgen {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Every check: fmt, clippy (server and wasm), unit and integration tests, browser tests.
     Test {
         /// Skip the browser tests (they need Chromium and Node.js).
@@ -74,6 +80,15 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("server exited with {status}");
             }
         }
+        Cmd::Loadgen { args } => {
+            ws.cargo("building the load generator", &["build", "--release", "-p=loadgen"])?;
+            let bin = ws.target.join("release").join("consultease-loadgen");
+            let status =
+                Command::new(bin).args(&args).current_dir(&ws.root).status().context("starting the load generator")?;
+            if !status.success() {
+                bail!("the load generator reported a failure ({status})");
+            }
+        }
         Cmd::Test { no_browser } => ws.test(!no_browser)?,
     }
     Ok(())
@@ -106,7 +121,7 @@ pub struct Built {
 }
 
 /// Server-side packages (built together: they share `app` with the `ssr` feature).
-const SERVER_PACKAGES: [&str; 4] = ["-p=domain", "-p=store", "-p=app", "-p=server"];
+const SERVER_PACKAGES: [&str; 6] = ["-p=domain", "-p=store", "-p=app", "-p=server", "-p=testkit", "-p=loadgen"];
 
 impl Workspace {
     fn locate() -> Result<Workspace> {

@@ -1,9 +1,11 @@
-use super::{AppState, HttpError};
+use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
@@ -14,21 +16,34 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready to serve: the database answers and (when ingesting) the MQTT broker is connected and has
-/// accepted our subscription — connected but refused, nothing would arrive; 503 otherwise, with
-/// what is missing.
-async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), HttpError> {
-    state.store.ping().await?;
-    use std::sync::atomic::Ordering::Relaxed;
-    let mqtt = state.ingest.as_ref().map(|s| (s.connected.load(Relaxed), s.subscribed.load(Relaxed)));
-    let body = match mqtt {
-        None => json!({ "status": "ready", "database": "ok" }),
-        Some((true, true)) => json!({ "status": "ready", "database": "ok", "mqtt": "connected" }),
-        Some((connected, _)) => {
-            let mqtt = if connected { "not subscribed" } else { "disconnected" };
-            let body = json!({ "status": "not ready", "database": "ok", "mqtt": mqtt });
-            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)));
+/// How long `/readyz` waits for the database before it calls it unavailable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Ready to serve: the database takes a write (not merely a read: regression, outside test run —
+/// with its files unwritable the server answered "ready" while every write failed), and, when
+/// ingesting, the MQTT broker is connected and has accepted our subscription. 503 otherwise, saying
+/// what is missing; internals go to the log.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let database = match tokio::time::timeout(PROBE_TIMEOUT, state.store.probe_write()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: the database does not take writes");
+            "unavailable"
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer within {PROBE_TIMEOUT:?}");
+            "unavailable"
         }
     };
-    Ok((StatusCode::OK, Json(body)))
+    let mqtt = state.ingest.as_ref().map(|s| match (s.connected.load(Relaxed), s.subscribed.load(Relaxed)) {
+        (true, true) => "connected",
+        (true, false) => "not subscribed",
+        (false, _) => "disconnected",
+    });
+    let ready = database == "ok" && mqtt.is_none_or(|m| m == "connected");
+    let mut body = json!({ "status": if ready { "ready" } else { "not ready" }, "database": database });
+    if let Some(m) = mqtt {
+        body["mqtt"] = json!(m);
+    }
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }

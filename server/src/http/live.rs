@@ -19,7 +19,6 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
@@ -147,7 +146,7 @@ impl LiveStream {
                     if st.queue.is_empty() {
                         st.queue.shrink_to(0);
                     }
-                    st.guard.metrics().sse_events_sent.fetch_add(1, Relaxed);
+                    st.guard.metrics().sse_events_sent.inc();
                     return Some((frame, (st, None)));
                 }
                 // A comment after a quiet spell keeps proxies and browsers from timing out.
@@ -157,12 +156,12 @@ impl LiveStream {
                 match received {
                     Ok(ev) if ev.id > st.last => {
                         st.last = ev.id;
-                        st.guard.metrics().sse_events_sent.fetch_add(1, Relaxed);
+                        st.guard.metrics().sse_events_sent.inc();
                         return Some((st.frames.faculty(&ev), (st, None)));
                     }
                     Ok(_) => {} // already sent in the replay
                     Err(RecvError::Lagged(missed)) => {
-                        st.guard.metrics().sse_lagged.fetch_add(1, Relaxed);
+                        st.guard.metrics().sse_lagged.inc();
                         tracing::warn!(missed, "event stream receiver lagged; sending a snapshot");
                         if let Err(err) = Box::pin(st.snapshot()).await {
                             tracing::error!(error = %err, "cannot resynchronise an event stream");
@@ -196,7 +195,7 @@ impl LiveStream {
     }
 
     async fn snapshot(&mut self) -> store::Result<()> {
-        self.guard.metrics().sse_snapshots.fetch_add(1, Relaxed);
+        self.guard.metrics().sse_snapshots.inc();
         let snap = self.store.snapshot().await?;
         self.last = snap.cursor;
         self.queue.push_back(render(snap.cursor, "snapshot", &snap));

@@ -1,21 +1,20 @@
-//! The HTTP layer: Leptos pages and server functions, health checks, static assets.
-//! [`app`] builds the router (tests drive it with `oneshot`); [`serve`] binds and runs it.
+//! The HTTP layer: Leptos pages and server functions, the live stream, health checks, metrics,
+//! static assets. [`app`] builds the router (tests drive it with `oneshot`); [`listener`] serves it.
 
 mod assets;
 mod error;
 mod health;
+pub mod listener;
 mod live;
 mod metrics;
 
 pub use error::HttpError;
 
-use crate::config::ServeArgs;
-use crate::mqtt::IngestStats;
-use anyhow::Context;
+use crate::mqtt::IngestStatus;
+use crate::telemetry::Metrics;
 use app::{App, Assets, ssr::AppContext};
 use axum::Router;
 use axum::extract::FromRef;
-use axum::serve::ListenerExt;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::path::PathBuf;
@@ -35,13 +34,14 @@ pub struct AppState {
     pub site_root: PathBuf,
     /// Cancelled when the server shuts down: long-lived responses end on it.
     pub shutdown: CancellationToken,
-    /// The MQTT ingest's counters and connection state (`None` when not ingesting, as in tests).
-    pub ingest: Option<Arc<IngestStats>>,
+    /// The MQTT ingest's connection state (`None` when not ingesting, as in some tests).
+    pub ingest: Option<Arc<IngestStatus>>,
     /// A stream resuming further back than this many events gets a snapshot instead.
     pub max_replay: i64,
     /// An idle event stream gets a comment this often, so that proxies do not close it.
     pub keep_alive: std::time::Duration,
-    pub metrics: Arc<metrics::HttpMetrics>,
+    /// Every counter the server exports (`/metrics`).
+    pub metrics: Arc<Metrics>,
     /// Recent events rendered once for all event streams.
     pub frames: Arc<live::Frames>,
 }
@@ -110,57 +110,4 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// A listening socket with a deep accept queue: after a restart, every kiosk and phone reconnects
-/// at once, and the default backlog (1,024) would make the surplus wait for SYN retransmissions
-/// (1 s, 3 s, 7 s…). The kernel caps it at `net.core.somaxconn`.
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
-}
-
-/// Starts the MQTT ingest, binds `args.bind` and serves until SIGINT/SIGTERM, then drains open
-/// requests and ends long-lived streams.
-pub async fn serve(args: ServeArgs, store: store::Store) -> anyhow::Result<()> {
-    let fds = crate::sys::raise_fd_limit();
-    tracing::debug!(open_files = fds, "file descriptor limit");
-    let mut state = AppState::new(store.clone(), args.site_root.clone());
-    state.max_replay = args.max_replay;
-    let mqtt = args.mqtt.start_broker()?;
-    tracing::info!(broker = %format!("{}:{}", mqtt.broker.host, mqtt.broker.port), prefix = %mqtt.prefix, "ingesting desk messages");
-    let broker = mqtt.broker.clone();
-    let prefix = mqtt.prefix.clone();
-    let ingest = crate::mqtt::start(mqtt, store.clone(), state.shutdown.clone());
-    state.ingest = Some(ingest.stats.clone());
-    if state.assets.is_none() {
-        tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
-    }
-    let listener = listen(args.bind)
-        .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    if args.demo {
-        crate::demo::run(&store, broker, prefix, std::path::Path::new("data/desk-sim"), state.shutdown.clone()).await?;
-    }
-    let shutdown = state.shutdown.clone();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            crate::telemetry::shutdown_signal().await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        }
-    });
-    // Live events are small writes: send them at once (no Nagle delay).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // `into_make_service`: each connection gets a reference to the one router. Serving the `Router`
-    // itself re-finalises (deep-clones) every route per connection — about 20 KB each, measured
-    // with massif, which is most of what an idle event stream costs.
-    axum::serve(listener, app(state).into_make_service()).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
-    store.close().await;
-    Ok(())
 }

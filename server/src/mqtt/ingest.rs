@@ -1,35 +1,46 @@
-//! The ingest: MQTT client, batching, commit-then-ack, and the desk timeout sweep.
+//! The ingest: MQTT client, batching, commit-then-ack, dead letters, and the desk timeout sweep.
 
-use super::{IngestStats, MqttConfig};
+use super::{IngestStatus, MqttConfig};
+use crate::telemetry::Metrics;
 use domain::protocol::{self, Reject};
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeReasonCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-use store::{Change, Outcome, Store};
+use store::{Change, Outcome, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Handle to a running ingest (it stops with the cancellation token given to `start`).
 #[derive(Clone, Debug)]
 pub struct IngestHandle {
-    pub stats: Arc<IngestStats>,
+    pub status: Arc<IngestStatus>,
 }
 
 /// Capacity of rumqttc's request channel, which carries our acks to the event loop.
 const REQUESTS: usize = 65_536;
 
-pub fn start(config: MqttConfig, store: Store, shutdown: CancellationToken) -> IngestHandle {
+/// The largest packet MQTT can carry (a 268,435,455-byte remaining length and its header).
+///
+/// Regression (outside test run): with a 64 KiB limit here, one 70,000-byte QoS 1 message on a desk
+/// topic made the client drop the connection before it could be acknowledged; the broker
+/// redelivered it on every reconnection, for ever (a restart did not help), and a retained one did
+/// the same at every subscription. Now every packet the broker sends is read, the ingest rejects an
+/// oversized payload as `too_large`, acknowledges it, and goes on. What bounds the memory a big
+/// message costs is the broker's own limit (docs/DEPLOY.md: Mosquitto's `message_size_limit`).
+const MAX_INCOMING_PACKET: usize = 268_435_455 + 5;
+
+pub fn start(config: MqttConfig, store: Store, metrics: Arc<Metrics>, shutdown: CancellationToken) -> IngestHandle {
     let mut opts = config.broker.mqtt_options(&config.client_id);
     opts.set_clean_session(false) // a persistent session: what arrives while we are down is kept
         .set_manual_acks(true) // acked only after the commit
         .set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(64 * 1024, 64 * 1024)
+        .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
         .set_request_channel_capacity(REQUESTS)
         .set_inflight(1000);
     let (client, eventloop) = AsyncClient::new(opts, REQUESTS);
-    let stats = Arc::new(IngestStats::default());
+    let status = Arc::new(IngestStatus::default());
     // Unbounded on purpose: the poll loop must never wait on the batcher. The acks the batcher
     // sends after each commit travel through the same event loop, so a poll loop blocked on a full
     // channel and a batcher blocked on a full request queue wait for each other for ever — seen
@@ -38,78 +49,97 @@ pub fn start(config: MqttConfig, store: Store, shutdown: CancellationToken) -> I
     // `consultease_mqtt_pending` shows its length.
     let (tx, rx) = mpsc::unbounded_channel();
     let connected_since = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    tokio::spawn(poll(
-        eventloop,
-        client.clone(),
-        protocol::subscription(&config.prefix),
+    let poller = Poller {
+        client: client.clone(),
+        filter: protocol::subscription(&config.prefix),
         tx,
-        stats.clone(),
-        connected_since.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(batch(config.clone(), store.clone(), client.clone(), rx, stats.clone(), shutdown.clone()));
-    tokio::spawn(sweep(config.desk_timeout, store, stats.clone(), connected_since, shutdown));
-    IngestHandle { stats }
+        status: status.clone(),
+        metrics: metrics.clone(),
+        connected_since: connected_since.clone(),
+    };
+    tokio::spawn(poller.run(eventloop, shutdown.clone()));
+    let batcher = Batcher { config: config.clone(), store: store.clone(), client, metrics: metrics.clone() };
+    tokio::spawn(batcher.run(rx, shutdown.clone()));
+    tokio::spawn(sweep(config.desk_timeout, store, metrics, connected_since, shutdown));
+    IngestHandle { status }
 }
 
-async fn poll(
-    mut eventloop: EventLoop,
+struct Poller {
     client: AsyncClient,
     filter: String,
     tx: mpsc::UnboundedSender<(Instant, Publish)>,
-    stats: Arc<IngestStats>,
+    status: Arc<IngestStatus>,
+    metrics: Arc<Metrics>,
     connected_since: Arc<std::sync::Mutex<Option<Instant>>>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    let mut last_error_log: Option<Instant> = None;
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            ev = eventloop.poll() => ev,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
-                backoff = Duration::from_millis(100);
-                stats.connected.store(true, Relaxed);
-                set(&connected_since, Some(Instant::now()));
-                // Subscribe on every ConnAck: a broker that lost our session has no subscription.
-                if let Err(err) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
-                    tracing::error!(%err, "cannot queue the subscription");
+}
+
+impl Poller {
+    async fn run(self, mut eventloop: EventLoop, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        let mut last_error_log: Option<Instant> = None;
+        let mut connected_before = false;
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                ev = eventloop.poll() => ev,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
+                    if connected_before && !ack.session_present {
+                        // The broker forgot us: another client connected with our client id (which
+                        // ends our session), or the broker restarted without persistence. Messages
+                        // queued for us in between are gone from the broker.
+                        self.metrics.mqtt_session_lost.inc();
+                        tracing::warn!(
+                            "the MQTT broker had lost the server's session: another client may have connected with \
+                             the server's client id; re-subscribing"
+                        );
+                    }
+                    connected_before = true;
+                    backoff = Duration::from_millis(100);
+                    self.status.connected.store(true, Relaxed);
+                    self.metrics.mqtt_connected.set(1);
+                    set(&self.connected_since, Some(Instant::now()));
+                    // Subscribe on every ConnAck: a broker that lost our session has no subscription.
+                    if let Err(err) = self.client.try_subscribe(self.filter.clone(), QoS::AtLeastOnce) {
+                        tracing::error!(%err, "cannot queue the subscription");
+                    }
                 }
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                    tracing::error!(%filter, "the broker refused our subscription");
-                } else {
-                    stats.subscribed.store(true, Relaxed);
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                        tracing::error!(filter = %self.filter, "the broker refused our subscription");
+                    } else {
+                        self.status.subscribed.store(true, Relaxed);
+                    }
                 }
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                stats.received.fetch_add(1, Relaxed);
-                if tx.send((Instant::now(), publish)).is_err() {
-                    break;
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    self.metrics.mqtt_received.inc();
+                    self.metrics.mqtt_pending.inc();
+                    if self.tx.send((Instant::now(), publish)).is_err() {
+                        break;
+                    }
                 }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                stats.connected.store(false, Relaxed);
-                stats.subscribed.store(false, Relaxed);
-                set(&connected_since, None);
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!(%err, retry_in = ?backoff, "MQTT connection failed");
-                    last_error_log = Some(Instant::now());
+                Ok(_) => {}
+                Err(err) => {
+                    self.status.connected.store(false, Relaxed);
+                    self.status.subscribed.store(false, Relaxed);
+                    self.metrics.mqtt_connected.set(0);
+                    set(&self.connected_since, None);
+                    if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(%err, retry_in = ?backoff, "MQTT connection failed");
+                        last_error_log = Some(Instant::now());
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+        let _ = self.client.try_disconnect();
     }
-    let _ = client.try_disconnect();
 }
 
 fn set<T>(slot: &std::sync::Mutex<T>, value: T) {
@@ -130,6 +160,7 @@ impl RejectLog {
         let now = Instant::now();
         let entry = self.last.entry(reason).or_insert((now - Duration::from_secs(2), 0));
         if now.duration_since(entry.0) >= Duration::from_secs(1) {
+            let topic: String = topic.chars().take(128).map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
             tracing::warn!(topic, reason, detail = %reject, suppressed = entry.1, "rejected desk message");
             *entry = (now, 0);
         } else {
@@ -138,104 +169,160 @@ impl RejectLog {
     }
 }
 
-async fn batch(
+struct Batcher {
     config: MqttConfig,
     store: Store,
     client: AsyncClient,
-    mut rx: mpsc::UnboundedReceiver<(Instant, Publish)>,
-    stats: Arc<IngestStats>,
-    shutdown: CancellationToken,
-) {
-    let mut rejects = RejectLog::default();
-    let mut publishes: Vec<(Instant, Publish)> = Vec::with_capacity(config.batch_max);
-    loop {
-        publishes.clear();
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = rx.recv() => match p { Some(p) => p, None => break },
-        };
-        publishes.push(first);
-        // Take whatever else is already there, then wait a little for more (bounded).
-        let deadline = tokio::time::Instant::now() + config.batch_delay;
-        while publishes.len() < config.batch_max {
-            match rx.try_recv() {
-                Ok(p) => publishes.push(p),
-                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(p)) => publishes.push(p),
-                    _ => break,
-                },
-            }
-        }
+    metrics: Arc<Metrics>,
+}
 
-        let mut changes = Vec::with_capacity(publishes.len());
-        let mut arrivals = Vec::with_capacity(publishes.len());
-        for (arrived, p) in &publishes {
-            match parse(&config.prefix, p) {
-                Ok(change) => {
-                    changes.push(change);
-                    arrivals.push(*arrived);
-                }
-                Err(reject) => {
-                    stats.reject(reject.label());
-                    rejects.log(&p.topic, &reject);
-                }
-            }
-        }
-        if !changes.is_empty() {
-            let mut backoff = Duration::from_millis(50);
-            let outcomes = loop {
-                let started = Instant::now();
-                match store.apply(&changes).await {
-                    Ok(o) => {
-                        stats.commit_seconds.observe(started.elapsed().as_secs_f64());
-                        break Some(o);
-                    }
-                    Err(err) => {
-                        // Not acked: the broker keeps the messages. Retry until the database is back.
-                        stats.commit_errors.fetch_add(1, Relaxed);
-                        tracing::error!(error = %err, batch = changes.len(), retry_in = ?backoff, "cannot commit desk messages");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break None,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                }
+/// What became of a batch: the outcome of each valid message, by its index in the batch.
+type Applied = Vec<(usize, Outcome)>;
+
+impl Batcher {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<(Instant, Publish)>, shutdown: CancellationToken) {
+        let mut rejects = RejectLog::default();
+        let mut publishes: Vec<(Instant, Publish)> = Vec::with_capacity(self.config.batch_max);
+        loop {
+            publishes.clear();
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = rx.recv() => match p { Some(p) => p, None => break },
             };
-            let Some(outcomes) = outcomes else { break };
-            // Histograms first, outcome counters last: a reader that sees a message counted as
-            // applied or stale also sees its batch and latency observations.
-            stats.batches.fetch_add(1, Relaxed);
-            stats.batch_size.observe(changes.len() as f64);
-            for arrived in &arrivals {
-                stats.apply_latency_seconds.observe(arrived.elapsed().as_secs_f64());
+            publishes.push(first);
+            // Take whatever else is already there, then wait a little for more (bounded).
+            let deadline = tokio::time::Instant::now() + self.config.batch_delay;
+            while publishes.len() < self.config.batch_max {
+                match rx.try_recv() {
+                    Ok(p) => publishes.push(p),
+                    Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(p)) => publishes.push(p),
+                        _ => break,
+                    },
+                }
             }
-            for (change, outcome) in changes.iter().zip(&outcomes) {
-                match outcome {
-                    Outcome::Applied { .. } => stats.applied.fetch_add(1, Relaxed),
-                    Outcome::Stale => stats.stale.fetch_add(1, Relaxed),
-                    Outcome::UnknownDesk => {
-                        rejects.log(change.desk(), &Reject::UnknownDesk);
-                        stats.reject(Reject::UnknownDesk.label());
-                        0
+
+            let mut changes = Vec::with_capacity(publishes.len());
+            let mut index = Vec::with_capacity(publishes.len());
+            for (i, (_, p)) in publishes.iter().enumerate() {
+                match parse(&self.config.prefix, p) {
+                    Ok(change) => {
+                        changes.push(change);
+                        index.push(i);
                     }
+                    Err(reject) => {
+                        self.metrics.reject(reject.label());
+                        rejects.log(&p.topic, &reject);
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                let Some(applied) = self.apply(&changes, &index, &publishes, &shutdown).await else { break };
+                // Histograms first, outcome counters last: a reader that sees a message counted as
+                // applied or stale also sees its batch and latency observations.
+                self.metrics.commit_batches.inc();
+                self.metrics.commit_batch_size.observe(changes.len() as f64);
+                for (i, _) in &applied {
+                    self.metrics.apply_latency_seconds.observe(publishes[*i].0.elapsed().as_secs_f64());
+                }
+                for (i, outcome) in &applied {
+                    match outcome {
+                        Outcome::Applied { .. } => self.metrics.mqtt_applied.inc(),
+                        Outcome::Stale => self.metrics.mqtt_stale.inc(),
+                        Outcome::UnknownDesk => {
+                            rejects.log(&publishes[*i].1.topic, &Reject::UnknownDesk);
+                            self.metrics.reject(Reject::UnknownDesk.label());
+                            0
+                        }
+                    };
+                }
+            }
+            // Committed, rejected or set aside: now the broker may forget them.
+            for (_, p) in &publishes {
+                match self.client.ack(p).await {
+                    Ok(()) => {
+                        self.metrics.mqtt_acked.inc();
+                        self.metrics.mqtt_pending.dec();
+                    }
+                    Err(err) => tracing::warn!(%err, "cannot ack"),
                 };
             }
         }
-        // Committed (or rejected): now the broker may forget them.
-        for (_, p) in &publishes {
-            match client.ack(p).await {
-                Ok(()) => stats.acked.fetch_add(1, Relaxed),
+    }
+
+    /// Applies the batch's valid changes (`index[k]` is change k's place in `publishes`). A
+    /// transient failure is retried until the database is back (nothing is acknowledged meanwhile,
+    /// so the broker keeps the messages). A permanent failure is narrowed down to the messages
+    /// that cause it by applying them one at a time; those go to the dead-letter table with the
+    /// reason, and the rest apply. `None`: shutting down.
+    async fn apply(
+        &self,
+        changes: &[Change],
+        index: &[usize],
+        publishes: &[(Instant, Publish)],
+        shutdown: &CancellationToken,
+    ) -> Option<Applied> {
+        match self.retrying(shutdown, || self.store.apply(changes)).await? {
+            Ok(outcomes) => return Some(index.iter().copied().zip(outcomes).collect()),
+            Err(err) => {
+                tracing::warn!(error = %err, batch = changes.len(), "a desk batch failed permanently; applying its messages one by one")
+            }
+        }
+        let mut applied = Vec::with_capacity(changes.len());
+        for (change, &i) in changes.iter().zip(index) {
+            match self.retrying(shutdown, || self.store.apply(std::slice::from_ref(change))).await? {
+                Ok(mut outcome) => applied.push((i, outcome.pop().unwrap_or(Outcome::Stale))),
                 Err(err) => {
-                    tracing::warn!(%err, "cannot ack");
-                    0
+                    let p = &publishes[i].1;
+                    let reason = err.to_string();
+                    tracing::error!(topic = %p.topic, %reason, "desk message set aside (dead letter)");
+                    match self.retrying(shutdown, || self.store.dead_letter(&p.topic, &p.payload, &reason)).await? {
+                        Ok(_) => {
+                            self.metrics.mqtt_dead_lettered.inc();
+                        }
+                        Err(err) => tracing::error!(error = %err, "cannot record a dead letter; dropping the message"),
+                    }
                 }
-            };
+            }
+        }
+        Some(applied)
+    }
+
+    /// Runs `op` until it succeeds or fails permanently, backing off (capped) on transient errors.
+    /// `None` when shutdown interrupts the wait.
+    async fn retrying<T, F, Fut>(&self, shutdown: &CancellationToken, mut op: F) -> Option<Result<T, StoreError>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let started = Instant::now();
+            match op().await {
+                Ok(v) => {
+                    self.metrics.commit_duration_seconds.observe(started.elapsed().as_secs_f64());
+                    return Some(Ok(v));
+                }
+                Err(err) if err.is_transient() => {
+                    self.metrics.commit_errors.inc();
+                    tracing::error!(error = %err, retry_in = ?backoff, "cannot commit desk messages");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => return Some(Err(err)),
+            }
         }
     }
 }
 
 fn parse(prefix: &str, p: &Publish) -> Result<Change, Reject> {
+    // Checked before the topic: an oversized payload is `too_large` wherever it was sent.
+    if p.payload.len() > protocol::MAX_PAYLOAD {
+        return Err(Reject::TooLarge(p.payload.len()));
+    }
     let (desk, kind) = protocol::parse_topic(prefix, &p.topic)?;
     let payload = protocol::Payload::parse(kind, &p.payload)?;
     Ok(Change::Message { desk: desk.to_owned(), message: payload.message() })
@@ -247,7 +334,7 @@ fn parse(prefix: &str, p: &Publish) -> Result<Change, Reject> {
 async fn sweep(
     timeout: Duration,
     store: Store,
-    stats: Arc<IngestStats>,
+    metrics: Arc<Metrics>,
     connected_since: Arc<std::sync::Mutex<Option<Instant>>>,
     shutdown: CancellationToken,
 ) {
@@ -266,7 +353,7 @@ async fn sweep(
         let cutoff = store::now_ms() - i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         match store.time_out_silent_desks(cutoff).await {
             Ok(gone) if !gone.is_empty() => {
-                stats.desks_timed_out.fetch_add(gone.len() as u64, Relaxed);
+                metrics.desks_timed_out.inc_by(gone.len() as u64);
                 tracing::info!(desks = ?gone, "desks timed out (silent for {timeout:?})");
             }
             Ok(_) => {}

@@ -10,11 +10,17 @@
 
 mod broker;
 mod ingest;
-mod stats;
 
 pub use broker::start_embedded_broker;
 pub use ingest::{IngestHandle, start};
-pub use stats::IngestStats;
+
+/// The ingest's connection state, for `/readyz` (its counters are in `telemetry::Metrics`).
+#[derive(Debug, Default)]
+pub struct IngestStatus {
+    pub connected: std::sync::atomic::AtomicBool,
+    /// The broker accepted our subscription on the current connection.
+    pub subscribed: std::sync::atomic::AtomicBool,
+}
 
 use std::net::SocketAddr;
 use std::time::Duration;

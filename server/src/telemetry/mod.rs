@@ -1,4 +1,6 @@
-pub mod histogram;
+pub mod metrics;
+
+pub use metrics::Metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -30,10 +30,33 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 impl SseConn {
     pub async fn connect(host: &str, port: u16, path: &str) -> Result<SseConn> {
+        SseConn::connect_with(host, port, path, &[]).await
+    }
+
+    /// Opens `http://host:port/path` (for tests) with extra request headers.
+    pub async fn open(url: &str, headers: &[(&str, &str)]) -> Result<SseConn> {
+        let rest = url.strip_prefix("http://").context("an http:// URL")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (host, port) = authority.rsplit_once(':').context("a URL with a port")?;
+        let path = if path.is_empty() { "/" } else { path };
+        SseConn::connect_with(host, port.parse()?, path, headers).await
+    }
+
+    /// The next event with data, for tests: panics on a read error or after 20 s of silence.
+    /// `None` when the stream ended.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.next())
+            .await
+            .expect("the stream stalled for 20 s")
+            .expect("the stream is readable")
+    }
+
+    async fn connect_with(host: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Result<SseConn> {
         let mut stream =
             TcpStream::connect((host, port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
         stream.set_nodelay(true)?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n");
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n{extra}\r\n");
         stream.write_all(req.as_bytes()).await?;
         let mut conn = SseConn { stream, raw: Vec::new(), body: Vec::new(), chunked: false, left: 0, ended: false };
         let end = loop {

@@ -1,4 +1,4 @@
-//! `consultease loadgen`: drives a running server the way desk units and browsers would, and checks
+//! `consultease-loadgen` (`cargo xtask loadgen -- …`): drives a running server the way desk units and browsers would, and checks
 //! and measures what comes out.
 //!
 //! - D desks publish state changes at a total rate R on a fixed schedule (open loop: a slow server
@@ -9,22 +9,22 @@
 //!   and the floor: a raw MQTT round trip through the same broker, no server.
 
 mod procstat;
-mod sse;
 
-pub use sse::{SseConn, SseEvent};
-
-use crate::config::{parse_duration, parse_prefix};
-use crate::mqtt::BrokerAddr;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use domain::DeskClock;
+use domain::protocol::{Kind, Payload, topic};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::{Deserialize, Serialize};
+use server::config::{BrokerArgs, parse_duration};
+use server::mqtt::BrokerAddr;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use store::{NewFaculty, Store};
+use testkit::sse::SseConn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Clone, Args)]
@@ -32,11 +32,12 @@ pub struct LoadgenArgs {
     /// The server under test.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     pub url: String,
+    /// The server's database (the load desks are registered in it, once).
+    #[arg(long, env = "CONSULTEASE_DATABASE_URL", default_value = "sqlite://data/consultease.db")]
+    pub database_url: String,
     /// The broker the server ingests from.
-    #[arg(long, env = "CONSULTEASE_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt_url: String,
-    #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
-    pub mqtt_prefix: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     /// Simulated desks (registered as `load-0001`… in the server's database, once).
     #[arg(long, default_value_t = 100)]
     pub desks: usize,
@@ -391,9 +392,11 @@ async fn client(shared: Arc<Shared>, host: String, port: u16, cursor: i64) -> Cl
 }
 
 /// Runs the load; the report says whether every change arrived, in order, once.
-pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
-    crate::sys::raise_fd_limit();
-    let broker = BrokerAddr::parse(&args.mqtt_url).map_err(anyhow::Error::msg)?;
+pub async fn run(args: &LoadgenArgs) -> Result<Report> {
+    server::sys::raise_fd_limit();
+    let database_url = args.database_url.as_str();
+    let broker = args.broker.connect_to()?;
+    let prefix = args.broker.mqtt_prefix.as_str();
     let (host, port) = host_port(&args.url)?;
     let d = args.desks.max(1);
     let say = |msg: &str| {
@@ -420,22 +423,10 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
     say("announcing the desks (a fresh boot each)");
     for (i, id) in desk_ids.iter().enumerate() {
         let b = boots[i];
-        publisher
-            .publish(
-                format!("{}/desk/{id}/online", args.mqtt_prefix),
-                QoS::AtLeastOnce,
-                false,
-                format!(r#"{{"boot":{b},"seq":1,"online":true}}"#),
-            )
-            .await?;
-        publisher
-            .publish(
-                format!("{}/desk/{id}/state", args.mqtt_prefix),
-                QoS::AtLeastOnce,
-                false,
-                format!(r#"{{"boot":{b},"seq":2,"present":false,"busy":false}}"#),
-            )
-            .await?;
+        let hello = Payload::Online { clock: DeskClock::new(b, 1), online: true };
+        publisher.publish(topic(prefix, id, Kind::Online), QoS::AtLeastOnce, false, hello.encode()).await?;
+        let away = Payload::State { clock: DeskClock::new(b, 2), present: false, busy: false };
+        publisher.publish(topic(prefix, id, Kind::State), QoS::AtLeastOnce, false, away.encode()).await?;
     }
     // Wait until the board is quiet (every announcement applied) and take its snapshot.
     let mut last = (-1, 0);
@@ -471,7 +462,7 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
         Latency::default()
     } else {
         say(&format!("measuring the MQTT floor for {:?}", args.floor_duration));
-        floor(&broker, &args.mqtt_prefix, args.rate, args.floor_duration).await?
+        floor(&broker, prefix, args.rate, args.floor_duration).await?
     };
 
     let total = (args.rate * args.duration.as_secs_f64()).round() as u64;
@@ -552,15 +543,9 @@ pub async fn run(args: &LoadgenArgs, database_url: &str) -> Result<Report> {
             }
             // Alternate presence so that every message is a visible change (one version each).
             let present = k.is_multiple_of(2);
-            let payload =
-                format!(r#"{{"boot":{},"seq":{},"present":{present},"busy":false}}"#, boots[desk], seqs[desk]);
+            let payload = Payload::State { clock: DeskClock::new(boots[desk], seqs[desk]), present, busy: false };
             publisher
-                .publish(
-                    format!("{}/desk/{}/state", args.mqtt_prefix, desk_ids[desk]),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload,
-                )
+                .publish(topic(prefix, &desk_ids[desk], Kind::State), QoS::AtLeastOnce, false, payload.encode())
                 .await?;
             shared.sent[desk].fetch_add(1, Relaxed);
             i += 1;

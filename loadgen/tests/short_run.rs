@@ -1,10 +1,9 @@
 //! The load generator itself, on a short run against a real server (embedded broker, SQLite):
 //! correctness only — every change arrives at every client, in order, once. No time thresholds.
 
-mod common;
-
 use clap::Parser;
-use server::loadgen::{self, LoadgenArgs};
+use loadgen::LoadgenArgs;
+use testkit::TestServer;
 
 #[derive(Parser)]
 struct Wrap {
@@ -14,13 +13,15 @@ struct Wrap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_loses_nothing_and_never_goes_backwards() {
-    let server = common::TestServer::start("lg").await;
+    let server = TestServer::builder().prefix("lg").start().await;
     let pid = std::process::id().to_string();
     let mqtt_url = server.mqtt_url();
     let args = Wrap::parse_from([
         "loadgen",
         "--url",
         &server.url,
+        "--database-url",
+        &server.db,
         "--mqtt-url",
         &mqtt_url,
         "--mqtt-prefix",
@@ -40,7 +41,7 @@ async fn a_short_run_loses_nothing_and_never_goes_backwards() {
         "--quiet",
     ])
     .args;
-    let report = loadgen::run(&args, &server.db).await.unwrap();
+    let report = loadgen::run(&args).await.unwrap();
     loadgen::print(&report);
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.published, 800);

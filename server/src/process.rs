@@ -1,0 +1,113 @@
+//! The `serve` process: how its parts are started, wired together and stopped.
+//!
+//! [`start`] brings them up in order — the broker (external, or the embedded one), the MQTT ingest,
+//! the HTTP listener, the demo desks — and returns a [`Running`] server; [`serve`] is that plus
+//! waiting for SIGINT/SIGTERM and a graceful stop. Tests start the same wiring on free ports.
+
+use crate::config::{MqttArgs, ServeArgs};
+use crate::http::{self, AppState};
+use crate::mqtt::{self, BrokerAddr, IngestHandle, MqttConfig};
+use crate::telemetry::{self, Metrics};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use tokio::task::JoinHandle;
+
+/// A started server.
+pub struct Running {
+    pub state: AppState,
+    /// Where HTTP is served.
+    pub http: SocketAddr,
+    /// The broker the ingest talks to.
+    pub broker: BrokerAddr,
+    pub ingest: IngestHandle,
+    server: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops everything: ends the live streams, lets open requests finish (for at most a few
+    /// seconds), stops the ingest and closes the database.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        if tokio::time::timeout(Duration::from_secs(10), self.server).await.is_err() {
+            tracing::warn!("some connections did not close within 10 s; stopping anyway");
+        }
+        self.state.store.close().await;
+    }
+}
+
+/// Starts the broker (unless external), the ingest, the HTTP listener and (with `--demo`) the demo
+/// desks.
+pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
+    let fds = crate::sys::raise_fd_limit();
+    tracing::debug!(open_files = fds, "file descriptor limit");
+    let metrics = Arc::new(Metrics::new());
+    let mut state = AppState::new(store.clone(), args.site_root.clone());
+    state.max_replay = args.max_replay;
+    state.metrics = metrics.clone();
+    if state.assets.is_none() {
+        tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
+    }
+
+    let broker = broker(&args.mqtt, args.demo)?;
+    let client_id = match &args.mqtt.mqtt_client_id {
+        Some(id) => id.clone(),
+        None => store.server_client_id().await.context("reading the server's MQTT client id")?,
+    };
+    let config = MqttConfig {
+        broker: broker.clone(),
+        prefix: args.mqtt.broker.mqtt_prefix.clone(),
+        client_id,
+        desk_timeout: args.mqtt.desk_timeout,
+        batch_max: usize::try_from(args.mqtt.batch_max).unwrap_or(512),
+        batch_delay: args.mqtt.batch_delay,
+    };
+    tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), prefix = %config.prefix, "ingesting desk messages");
+    let ingest = mqtt::start(config, store.clone(), metrics, state.shutdown.clone());
+    state.ingest = Some(ingest.status.clone());
+
+    let listener = http::listener::listen(args.bind)
+        .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+    if args.demo {
+        let dir = std::path::Path::new("data/desk-sim");
+        let prefix = args.mqtt.broker.mqtt_prefix.clone();
+        crate::demo::run(&store, broker.clone(), prefix, dir, state.shutdown.clone()).await?;
+    }
+    let server = tokio::spawn(http::listener::serve(listener, http::app(state.clone()), state.shutdown.clone()));
+    Ok(Running { state, http: addr, broker, ingest, server })
+}
+
+/// Serves until SIGINT or SIGTERM, then stops gracefully.
+pub async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
+    let running = start(args, store).await?;
+    telemetry::shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+/// The external broker named by `--mqtt-url`, or the embedded one, started on `--mqtt-bind`. In the
+/// demo, when that port is taken (a developer's own Mosquitto on 1883, say), the embedded broker
+/// takes a free port instead and says so: the demo's desks are simulated in-process and follow it.
+fn broker(args: &MqttArgs, demo: bool) -> anyhow::Result<BrokerAddr> {
+    if let Some(external) = args.broker.external()? {
+        return Ok(external);
+    }
+    match mqtt::start_embedded_broker(args.mqtt_bind) {
+        Ok(addr) => Ok(BrokerAddr::local(addr)),
+        Err(err) if demo => {
+            let addr = mqtt::start_embedded_broker(SocketAddr::new(args.mqtt_bind.ip(), 0))?;
+            tracing::warn!(
+                "{:#}; for the demo the embedded MQTT broker listens on {addr} instead (the demo's desks use it; \
+                 real desk units would need --mqtt-bind)",
+                err
+            );
+            Ok(BrokerAddr::local(addr))
+        }
+        Err(err) => Err(err),
+    }
+}

@@ -1,0 +1,140 @@
+//! The server under test: the real `serve` wiring (`server::process::start`) on free ports, with a
+//! throw-away SQLite database, on the embedded broker or an external one.
+
+use server::config::{BrokerArgs, MqttArgs, ServeArgs};
+use server::process::{self, Running};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The database URL (for the CLI, or a second store on it).
+    pub db: String,
+    pub store: store::Store,
+    pub running: Running,
+    pub prefix: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct TestServerBuilder {
+    prefix: String,
+    broker: Option<server::mqtt::BrokerAddr>,
+    desk_timeout: Duration,
+    bus_capacity: Option<usize>,
+    max_replay: i64,
+}
+
+impl TestServer {
+    /// A server with its own embedded broker; desk topics under a unique prefix.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder {
+            prefix: format!("t-{}", crate::unique()),
+            broker: None,
+            desk_timeout: Duration::from_secs(3600),
+            bus_capacity: None,
+            max_replay: 1000,
+        }
+    }
+
+    pub async fn start() -> TestServer {
+        TestServer::builder().start().await
+    }
+
+    pub fn state(&self) -> &server::http::AppState {
+        &self.running.state
+    }
+
+    pub fn metrics(&self) -> &server::telemetry::Metrics {
+        &self.running.state.metrics
+    }
+
+    pub fn mqtt_url(&self) -> String {
+        format!("mqtt://{}:{}", self.running.broker.host, self.running.broker.port)
+    }
+
+    /// A desk unit connected to this server's broker, under its prefix.
+    pub async fn desk(&self, id: &str, boot: u32, will_seq: u64) -> crate::Desk {
+        crate::Desk::connect(&self.running.broker, &self.prefix, id, boot, will_seq).await
+    }
+
+    /// Adds a faculty member with a desk; returns the faculty id.
+    pub async fn faculty(&self, name: &str, desk: &str) -> i64 {
+        let nf = store::NewFaculty { name: name.into(), department: "Engineering".into(), email: None };
+        let id = self.store.add_faculty(&nf).await.expect("faculty added");
+        self.store.add_desk(desk, id).await.expect("desk added");
+        id
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+}
+
+impl TestServerBuilder {
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Ingest from this broker instead of an embedded one.
+    pub fn broker(mut self, broker: server::mqtt::BrokerAddr) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    pub fn desk_timeout(mut self, timeout: Duration) -> Self {
+        self.desk_timeout = timeout;
+        self
+    }
+
+    /// A small event bus, so that a slow stream lags.
+    pub fn bus_capacity(mut self, capacity: usize) -> Self {
+        self.bus_capacity = Some(capacity);
+        self
+    }
+
+    pub fn max_replay(mut self, n: i64) -> Self {
+        self.max_replay = n;
+        self
+    }
+
+    /// Starts it; returns once the ingest's subscription is accepted.
+    pub async fn start(self) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = format!("sqlite://{}/db.sqlite", dir.path().display());
+        let mut store = store::Store::connect(&db).await.expect("the database opens");
+        if let Some(n) = self.bus_capacity {
+            store = store.with_bus_capacity(n);
+        }
+        let args = ServeArgs {
+            bind: "127.0.0.1:0".parse().expect("an address"),
+            site_root: dir.path().join("site"),
+            demo: false,
+            max_replay: self.max_replay,
+            mqtt: MqttArgs {
+                broker: BrokerArgs {
+                    mqtt_url: self.broker.map(|b| match (&b.username, &b.password) {
+                        (Some(u), Some(p)) => format!("mqtt://{u}:{p}@{}:{}", b.host, b.port),
+                        (Some(u), None) => format!("mqtt://{u}@{}:{}", b.host, b.port),
+                        _ => format!("mqtt://{}:{}", b.host, b.port),
+                    }),
+                    mqtt_prefix: self.prefix.clone(),
+                },
+                mqtt_bind: "127.0.0.1:0".parse().expect("an address"),
+                mqtt_client_id: Some(format!("consultease-test-{}", crate::unique())),
+                desk_timeout: self.desk_timeout,
+                batch_max: 256,
+                batch_delay: Duration::from_millis(2),
+            },
+        };
+        let running = process::start(args, store.clone()).await.expect("the server starts");
+        let status = running.ingest.status.clone();
+        crate::eventually("the ingest subscribes", || {
+            let s = status.clone();
+            async move { s.subscribed.load(Relaxed) }
+        })
+        .await;
+        TestServer { url: format!("http://{}", running.http), db, store, running, prefix: self.prefix, _dir: dir }
+    }
+}
