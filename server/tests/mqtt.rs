@@ -140,6 +140,9 @@ over_brokers!(
     defect1_a_dead_desk_does_not_stay_available,
     defect2_old_queued_statuses_after_a_reconnect_do_not_win,
     defect3_a_burst_for_one_faculty_member_ends_in_order,
+    an_oversized_message_is_rejected_acknowledged_and_the_next_one_applies,
+    an_oversized_retained_message_does_not_stop_the_subscription,
+    a_message_that_fails_permanently_is_set_aside_and_the_rest_apply,
 );
 
 const LONG: Duration = Duration::from_secs(3600);
@@ -323,4 +326,87 @@ async fn defect3_a_burst_for_one_faculty_member_ends_in_order(broker: Broker) {
     let versions: Vec<i64> = events.iter().map(|e| e.faculty.version).collect();
     assert!(versions.windows(2).all(|w| w[1] == w[0] + 1), "consecutive versions");
     assert_eq!(h.view(id).await.version, 203);
+}
+
+/// Regression (outside test run): one 70,000-byte QoS 1 message on a desk topic stopped the ingest
+/// for good on Mosquitto — the client dropped the connection on the oversized packet, the broker
+/// redelivered it at every reconnection, `/readyz` stayed 503, and a restart did not help. Now it
+/// is rejected as `too_large`, acknowledged, and the next message applies. (The embedded broker
+/// refuses such a packet from its publisher itself: the sender is disconnected, the server never
+/// sees it, and the next message applies all the same.)
+async fn an_oversized_message_is_rejected_acknowledged_and_the_next_one_applies(broker: Broker) {
+    let Some(mut h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Lise", "big1").await;
+    let mut desk = h.desk("big1", 1, 0).await;
+    h.wait_status(id, Status::Away).await;
+    let big = vec![b'x'; 70_000];
+    desk.raw("state", big.clone(), false).await;
+    // The next message comes from a fresh connection (the embedded broker drops the sender).
+    let mut desk = h.desk("big1", 2, 0).await;
+    desk.state(true, false).await;
+    h.wait_status(id, Status::Available).await;
+    if broker == Broker::Mosquitto {
+        assert_eq!(h.metrics().rejected("too_large"), 1, "counted once: acknowledged, not redelivered");
+    }
+    // A restart does not bring it back.
+    h.stop().await;
+    h.start().await;
+    desk.state(true, true).await;
+    h.wait_status(id, Status::Busy).await;
+    assert!(h.metrics().rejected("too_large") <= 1);
+}
+
+/// Regression (outside test run): a retained oversized message on a subscribed topic held the
+/// subscription (and `/readyz`) down for ever, redelivered at every subscription.
+async fn an_oversized_retained_message_does_not_stop_the_subscription(broker: Broker) {
+    if broker == Broker::Embedded {
+        return; // the embedded broker never takes such a message in (see the test above)
+    }
+    let Some(mut h) = Harness::new(broker, LONG).await else { return };
+    let id = h.faculty("Chien-Shiung", "big2").await;
+    let desk = h.desk("big2", 1, 0).await;
+    h.wait_status(id, Status::Away).await;
+    h.stop().await;
+    let topic = format!("{}/desk/big2/heartbeat", h.prefix);
+    desk.client.publish(&topic, rumqttc::QoS::AtMostOnce, true, vec![b'y'; 70_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A fresh session subscribes and gets the retained message at once.
+    h.client_id = format!("consultease-test-{}", unique());
+    h.start().await; // waits for the subscription to be accepted
+    eventually("the retained message is rejected", || async { h.metrics().rejected("too_large") >= 1 }).await;
+    let mut desk = h.desk("big2", 2, 0).await;
+    desk.state(true, false).await;
+    h.wait_status(id, Status::Available).await;
+    assert!(h.ingest.as_ref().unwrap().0.status.subscribed.load(Relaxed));
+    // Leave the shared broker clean.
+    desk.client.publish(&topic, rumqttc::QoS::AtLeastOnce, true, Vec::<u8>::new()).await.unwrap();
+}
+
+/// Regression (outside test run): the ingest retried a failing batch for ever, so one message that
+/// could never apply (here: its desk's stored clock is corrupt) blocked every message behind it.
+/// Now it goes to the dead-letter table with its reason, is acknowledged, and the rest apply.
+async fn a_message_that_fails_permanently_is_set_aside_and_the_rest_apply(broker: Broker) {
+    let Some(h) = Harness::new(broker, LONG).await else { return };
+    let bad = h.faculty("Rosalind", "rot1").await;
+    let good = h.faculty("Dorothy", "ok1").await;
+    let mut d_bad = h.desk("rot1", 1, 0).await;
+    let mut d_good = h.desk("ok1", 1, 0).await;
+    h.wait_status(bad, Status::Away).await;
+    h.wait_status(good, Status::Away).await;
+    // Corrupt the stored clock of one desk, behind the store's back.
+    let url = format!("sqlite://{}", h._dir.path().join("db.sqlite").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("UPDATE desks SET last_boot = -5 WHERE id = 'rot1'").execute(&mut conn).await.unwrap();
+    d_bad.state(true, false).await;
+    d_good.state(true, false).await;
+    h.wait_status(good, Status::Available).await;
+    eventually("the bad message is set aside", || async { h.metrics().mqtt_dead_lettered.get() == 1 }).await;
+    let letters = h.store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].topic, format!("{}/desk/rot1/state", h.prefix));
+    assert!(letters[0].reason.contains("boot -5"), "{}", letters[0].reason);
+    assert_eq!(h.view(bad).await.status, Status::Away, "nothing of it was applied");
+    // The good desk keeps going.
+    d_good.state(true, true).await;
+    h.wait_status(good, Status::Busy).await;
 }

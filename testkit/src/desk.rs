@@ -26,7 +26,8 @@ impl Desk {
         if let Some(user) = &broker.username {
             opts.set_credentials(user, broker.password.as_deref().unwrap_or(""));
         }
-        opts.set_keep_alive(Duration::from_secs(5));
+        // Large enough to send the oversized payloads tests need (rumqttc refuses over 10 KiB by default).
+        opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20);
         let will = Payload::Online { clock: DeskClock::new(boot, will_seq), online: false };
         opts.set_last_will(LastWill::new(topic(prefix, id, Kind::Online), will.encode(), QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
