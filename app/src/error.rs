@@ -2,16 +2,60 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
-/// The error every server function returns. What crosses the network is only what a user may see;
-/// the server logs the details when it builds one of these (see `ssr`).
+/// The error every server function (and every page that loads data) returns. What crosses the
+/// network is only what a user may see: a user's mistake says what was wrong; an internal fault
+/// says only that it happened, with a reference to the log line that has the details.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
-    #[error("The server could not complete the request. Please try again.")]
-    Internal,
+    /// Bad input; `field` names the form field it is about.
+    #[error("{message}")]
+    Invalid { field: Option<String>, message: String },
+    #[error("Please sign in.")]
+    Unauthorized,
+    #[error("You are not allowed to do that.")]
+    Forbidden,
     #[error("{0}")]
-    Invalid(String),
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Too many attempts. Please wait {retry_after_s} s and try again.")]
+    TooMany { retry_after_s: u64 },
+    /// The database or another service is unreachable for now.
+    #[error("The service is briefly unavailable. Please try again in a moment.")]
+    Unavailable,
+    /// A fault on the server; the string is the reference logged with its details.
+    #[error("Something went wrong on our side (reference {0}). Please try again.")]
+    Internal(String),
     #[error("Could not reach the server: {0}")]
     Transport(String),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
+        AppError::Invalid { field: Some(field.into()), message: message.into() }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Invalid { .. } => 400,
+            AppError::Unauthorized => 401,
+            AppError::Forbidden => 403,
+            AppError::NotFound(_) => 404,
+            AppError::Conflict(_) => 409,
+            AppError::TooMany { .. } => 429,
+            AppError::Unavailable | AppError::Transport(_) => 503,
+            AppError::Internal(_) => 500,
+        }
+    }
+
+    /// The form field this error is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::Invalid { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -20,8 +64,23 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             ServerFnErrorErr::Request(e) | ServerFnErrorErr::Response(e) => AppError::Transport(e),
-            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => AppError::Invalid(e),
-            _ => AppError::Internal,
+            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => {
+                AppError::Invalid { field: None, message: e }
+            }
+            _ => AppError::Internal("server-fn".into()),
         }
     }
+}
+
+/// Answers the current request (a page or a server function) with `err`'s status: an error page
+/// is never a 200. Does nothing in the browser.
+pub fn set_status(err: &AppError) {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(status) = http::StatusCode::from_u16(err.status())
+    {
+        res.set_status(status);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = err;
 }

@@ -13,16 +13,38 @@ pub struct AppContext {
 impl AppContext {
     /// The context of the current request.
     pub fn current() -> Result<AppContext, AppError> {
-        leptos::prelude::use_context::<AppContext>().ok_or_else(|| {
-            tracing::error!("AppContext missing: the server did not provide it");
-            AppError::Internal
-        })
+        leptos::prelude::use_context::<AppContext>()
+            .ok_or_else(|| internal("AppContext missing: the server did not provide it"))
     }
+}
+
+/// An internal fault: logged here with a fresh reference, which is all the user sees.
+pub fn internal(detail: impl std::fmt::Display) -> AppError {
+    let reference = store::random_hex(4).unwrap_or_else(|_| "-".into());
+    tracing::error!(reference, %detail, "internal error");
+    AppError::Internal(reference)
+}
+
+/// Ends a server function: an error also sets the response's status (4xx/5xx, never 200).
+pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let Err(e) = &result {
+        crate::error::set_status(e);
+    }
+    result
 }
 
 impl From<store::StoreError> for AppError {
     fn from(err: store::StoreError) -> Self {
-        tracing::error!(error = %err, "store error in a server function");
-        AppError::Internal
+        use store::StoreError as E;
+        match err {
+            E::Invalid(m) => AppError::Invalid { field: None, message: m },
+            E::NotFound(m) => AppError::NotFound(m),
+            E::Conflict(m) => AppError::Conflict(m),
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "store unavailable in a request");
+                AppError::Unavailable
+            }
+            e => internal(e),
+        }
     }
 }

@@ -114,6 +114,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSULTEASE_DEMO")]
     pub demo: bool,
 
+    /// A client must send a request's headers within this long (on a new connection, and between
+    /// requests on a kept-alive one), or the connection is closed.
+    #[arg(long, env = "CONSULTEASE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
     /// A live stream resuming further back than this many events gets a fresh snapshot instead.
     #[arg(long, env = "CONSULTEASE_MAX_REPLAY", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(0..))]
     pub max_replay: i64,

@@ -77,7 +77,8 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
         let prefix = args.mqtt.broker.mqtt_prefix.clone();
         crate::demo::run(&store, broker.clone(), prefix, dir, state.shutdown.clone()).await?;
     }
-    let server = tokio::spawn(http::listener::serve(listener, http::app(state.clone()), state.shutdown.clone()));
+    let router = http::app(state.clone());
+    let server = tokio::spawn(http::listener::serve(listener, router, state.shutdown.clone(), args.header_timeout));
     Ok(Running { state, http: addr, broker, ingest, server })
 }
 

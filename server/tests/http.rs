@@ -17,7 +17,7 @@ async fn state_with_site() -> (AppState, tempfile::TempDir) {
         r#"{"js":"consultease.abc.js","wasm":"consultease.def.wasm","css":"consultease.123.css"}"#,
     )
     .unwrap();
-    let store = store::Store::connect("sqlite::memory:").await.unwrap();
+    let store = store::Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display())).await.unwrap();
     (AppState::new(store, dir.path().to_path_buf()), dir)
 }
 
@@ -32,7 +32,7 @@ async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCo
     (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness() {
     let (state, _dir) = state_with_site().await;
     let (status, _, body) = get(&state, "/healthz", &[]).await;
@@ -50,7 +50,7 @@ async fn health_and_readiness() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_page_links_the_hashed_bundle() {
     let (state, _dir) = state_with_site().await;
     let (status, headers, body) = get(&state, "/", &[]).await;
@@ -59,10 +59,10 @@ async fn home_page_links_the_hashed_bundle() {
     assert!(body.contains(r#"href="/pkg/consultease.123.css""#), "{body}");
     assert!(body.contains("import init, { hydrate } from '/pkg/consultease.abc.js'"), "{body}");
     assert!(body.contains("module_or_path: '/pkg/consultease.def.wasm'"), "{body}");
-    assert!(body.contains("Check server"));
+    assert!(!body.contains("Check server"), "the skeleton's system panel is gone from the public board");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_is_served_precompressed_and_cached_for_a_year() {
     let (state, _dir) = state_with_site().await;
     let (status, headers, body) = get(&state, "/pkg/consultease.abc.js", &[("accept-encoding", "br, gzip")]).await;
@@ -76,7 +76,7 @@ async fn bundle_is_served_precompressed_and_cached_for_a_year() {
     assert_eq!(body, "export default 1;");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_are_compressed_for_clients_that_accept_it() {
     let (state, _dir) = state_with_site().await;
     let (status, headers, _) = get(&state, "/", &[("accept-encoding", "br")]).await;
@@ -87,7 +87,7 @@ async fn pages_are_compressed_for_clients_that_accept_it() {
     assert!(body.contains("ConsultEase"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_path_is_a_404_page() {
     let (state, _dir) = state_with_site().await;
     let (status, _, body) = get(&state, "/nope", &[]).await;
@@ -95,23 +95,67 @@ async fn unknown_path_is_a_404_page() {
     assert!(body.contains("Page not found"), "{body}");
 }
 
-#[tokio::test]
-async fn server_function_reads_the_database() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_errors_are_never_cached_and_absurd_names_are_a_plain_404() {
+    let (state, _dir) = state_with_site().await;
+    let long = format!("/pkg/{}.js", "a".repeat(300));
+    for path in ["/pkg/consultease.missing.js", long.as_str(), "/pkg/../Cargo.toml", "/pkg/a%20b.js"] {
+        let (status, headers, _) = get(&state, path, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        let cache = headers.get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(cache.as_deref(), Some("no-store"), "{path}: an error is not cached");
+    }
+}
+
+/// Regression (outside test run): every query parameter was copied into every filter link, so
+/// `/?` with 8,000 junk parameters answered 261 KB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_query_parameters_are_not_echoed_into_the_page() {
+    let (state, _dir) = state_with_site().await;
+    let junk: Vec<String> = (0..8000).map(|i| format!("j{i}=x")).collect();
+    let uri = format!("/?q=ada&{}", junk.join("&"));
+    let (status, _, body) = get(&state, &uri, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.len() < 40_000, "{} bytes", body.len());
+    assert!(!body.contains("j17=x"));
+    assert!(
+        body.contains("href=\"/?q=ada&amp;status=available\"") || body.contains("href=\"/?q=ada&status=available\""),
+        "the search is kept"
+    );
+}
+
+/// The skeleton's `POST /api/system_info` told anyone the schema version, backend and uptime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_system_info_endpoint_is_gone() {
     let (state, _dir) = state_with_site().await;
     let req = Request::post("/api/system_info")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::empty())
         .unwrap();
     let res = app(state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    let info: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    // The newest migration's number, read from the migrations folder (the server reads it from the database).
-    let newest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/sqlite"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.split('_').next()?.parse::<i64>().ok())
-        .max()
-        .unwrap();
-    assert_eq!(info["schema_version"], newest);
-    assert_eq!(info["backend"], "sqlite");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// Regression (outside test run): with the database failing, the board showed an error with HTTP
+/// 200. An error page is never a 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_that_cannot_be_read_is_not_a_200() {
+    let (state, _dir) = state_with_site().await;
+    let url = format!("sqlite://{}/db.sqlite", _dir.path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("ALTER TABLE faculty RENAME TO gone").execute(&mut conn).await.unwrap();
+    let (status, _, body) = get(&state, "/", &[]).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("role=\"alert\"") && body.contains("reference"), "{body}");
+    assert!(!body.contains("gone") && !body.contains("no such table"), "no internals: {body}");
+    assert!(!body.to_lowercase().contains("pool"), "no internals: {body}");
+    let (status, _, body) = get(&state, "/api/faculty", &[]).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains(r#""error":"internal""#) && body.contains("reference"), "{body}");
+    // A database that is unreachable is a 503 (it may come back), not a 500.
+    state.store.close().await;
+    let (status, _, body) = get(&state, "/", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, _, _) = get(&state, "/api/faculty", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }

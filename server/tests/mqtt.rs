@@ -337,7 +337,7 @@ async fn defect3_a_burst_for_one_faculty_member_ends_in_order(broker: Broker) {
 async fn an_oversized_message_is_rejected_acknowledged_and_the_next_one_applies(broker: Broker) {
     let Some(mut h) = Harness::new(broker, LONG).await else { return };
     let id = h.faculty("Lise", "big1").await;
-    let mut desk = h.desk("big1", 1, 0).await;
+    let desk = h.desk("big1", 1, 0).await;
     h.wait_status(id, Status::Away).await;
     let big = vec![b'x'; 70_000];
     desk.raw("state", big.clone(), false).await;

@@ -243,3 +243,37 @@ async fn a_quiet_stream_gets_keep_alive_comments() {
     assert!(started.elapsed() >= Duration::from_millis(200), "comments come only after quiet spells");
     assert!(!text.contains("event:"), "{text:?}");
 }
+
+/// Regression (outside test run): no header-read timeout, so 1,000 idle or half-sent connections
+/// were held for ever. Now a connection that sends no complete request head in time is closed —
+/// and an event stream, once answered, is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_connections_are_closed_but_streams_stay_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::builder().header_timeout(Duration::from_millis(300)).start().await;
+    let addr = s.running.http;
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut stream = sse(&format!("{}/api/events", s.url), None).await;
+    assert_eq!(stream.next_event().await.unwrap().event, "snapshot");
+    for conn in [&mut idle, &mut half] {
+        let mut buf = [0u8; 512];
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {} // a 408 may come first
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the connection was not closed");
+    }
+    // The stream outlives the timeout many times over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids = desks(&s.store, 1).await;
+    s.store.apply(&[state_change(&ids[0], 2)]).await.unwrap();
+    let ev = stream.next_event().await.unwrap();
+    assert_eq!(ev.event, "faculty");
+}

@@ -23,6 +23,7 @@ pub struct TestServerBuilder {
     desk_timeout: Duration,
     bus_capacity: Option<usize>,
     max_replay: i64,
+    header_timeout: Duration,
 }
 
 impl TestServer {
@@ -34,6 +35,7 @@ impl TestServer {
             desk_timeout: Duration::from_secs(3600),
             bus_capacity: None,
             max_replay: 1000,
+            header_timeout: Duration::from_secs(10),
         }
     }
 
@@ -94,6 +96,11 @@ impl TestServerBuilder {
         self
     }
 
+    pub fn header_timeout(mut self, t: Duration) -> Self {
+        self.header_timeout = t;
+        self
+    }
+
     pub fn max_replay(mut self, n: i64) -> Self {
         self.max_replay = n;
         self
@@ -111,6 +118,7 @@ impl TestServerBuilder {
             bind: "127.0.0.1:0".parse().expect("an address"),
             site_root: dir.path().join("site"),
             demo: false,
+            header_timeout: self.header_timeout,
             max_replay: self.max_replay,
             mqtt: MqttArgs {
                 broker: BrokerArgs {

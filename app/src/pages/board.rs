@@ -43,7 +43,12 @@ pub fn BoardPage(#[prop(optional)] kiosk: bool) -> impl IntoView {
             {move || Suspend::new(async move {
                 match board.await {
                     Ok(data) => view! { <LiveBoard data kiosk /> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => {
+                        // An error page is never a 200 (regression: the board's error was served
+                        // with 200, so monitors and caches took it for the board).
+                        crate::error::set_status(&e);
+                        view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -129,13 +134,17 @@ fn FilterLink(
     value: Option<Status>,
     filter: impl Fn() -> Option<Status> + Send + Sync + Copy + 'static,
 ) -> impl IntoView {
-    // The current query (the search, say) with this filter's status in it.
+    // The search, if any, with this filter's status. Only the parameters the board knows are
+    // carried over (regression: every parameter of the URL was copied into every link, so 8,000
+    // junk parameters made a 261 KB page).
     let query = use_query_map();
     let href = move || {
-        let mut params = query.get();
-        match value {
-            Some(s) => params.replace("status", s.as_str().to_owned()),
-            None => drop(params.remove("status")),
+        let mut params = leptos_router::params::ParamsMap::new();
+        if let Some(q) = query.read().get("q").filter(|q| !q.is_empty()) {
+            params.insert("q", q);
+        }
+        if let Some(s) = value {
+            params.insert("status", s.as_str().to_owned());
         }
         format!("{base}{}", params.to_query_string())
     };

@@ -1,5 +1,4 @@
 use crate::pages::board::BoardPage;
-use crate::server_fns::get_system_info;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -19,7 +18,7 @@ fn Header(#[prop(optional)] kiosk: bool) -> impl IntoView {
     }
 }
 
-/// The board, with a small system panel at the bottom.
+/// The board.
 #[component]
 pub fn Home() -> impl IntoView {
     view! {
@@ -28,7 +27,6 @@ pub fn Home() -> impl IntoView {
         <main class="page">
             <h2 class="sr-only">"Faculty availability"</h2>
             <BoardPage />
-            <SystemPanel />
         </main>
     }
 }
@@ -43,35 +41,5 @@ pub fn Kiosk() -> impl IntoView {
             <h2 class="sr-only">"Faculty availability"</h2>
             <BoardPage kiosk=true />
         </main>
-    }
-}
-
-#[component]
-fn SystemPanel() -> impl IntoView {
-    let check = Action::new(|_: &()| get_system_info());
-    let result = move || match check.value().get() {
-        None => "Not checked yet.".to_string(),
-        Some(Ok(info)) => {
-            format!("Schema version {} on {}, server up for {} s.", info.schema_version, info.backend, info.uptime_s)
-        }
-        Some(Err(e)) => e.to_string(),
-    };
-    view! {
-        <section class="panel system" aria-labelledby="system-h">
-            <h2 id="system-h">"System"</h2>
-            <button
-                type="button"
-                data-testid="check-server"
-                on:click=move |_| {
-                    check.dispatch(());
-                }
-                disabled=move || check.pending().get()
-            >
-                "Check server"
-            </button>
-            <output data-testid="server-info" aria-live="polite">
-                {result}
-            </output>
-        </section>
     }
 }

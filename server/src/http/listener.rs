@@ -4,20 +4,14 @@
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-/// A client must send a request's headers within this long, on a new connection and between
-/// requests on a kept-alive one. Regression (outside test run): without it (axum's default server
-/// sets no timer), 1,000 idle half-open connections were held for ever. Responses being streamed
-/// (the live event stream) are not affected: the timer runs only while waiting for a request head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A listening socket with a deep accept queue: after a restart, every kiosk and phone reconnects
 /// at once, and the default backlog (1,024) would make the surplus wait for SYN retransmissions
@@ -31,7 +25,12 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish (long-lived
 /// streams end on the same token) and returns.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+///
+/// A client must send a request's headers within `header_timeout`, on a new connection and between
+/// requests on a kept-alive one. Regression (outside test run): without it (axum's own server sets
+/// no timer), 1,000 idle half-open connections were held for ever. Responses being streamed (the
+/// live event stream) are not affected: the timer runs only while a request head is awaited.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken, header_timeout: Duration) {
     // Dropped when the accept loop ends; each connection task holds a receiver, so `closed()` below
     // resolves once every connection is gone.
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
@@ -57,9 +56,13 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         });
         let (shutdown, close_rx) = (shutdown.clone(), close_rx.clone());
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service));
+            // HTTP/1.1 only: the auto (h1/h2) builder reads the connection's first bytes to tell the
+            // versions apart before any timer runs, so a silent client was never timed out.
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {

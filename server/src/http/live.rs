@@ -49,7 +49,7 @@ pub async fn events(
             s.parse::<i64>()
                 .ok()
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| HttpError::BadRequest("after must be a non-negative integer event id".into()))?,
+                .ok_or_else(|| HttpError::bad_request("after must be a non-negative integer event id"))?,
         ),
     };
     let rx = state.store.bus().subscribe();

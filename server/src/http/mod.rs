@@ -80,9 +80,18 @@ impl AppState {
     }
 }
 
+/// The app's route list, generated once per process. Generating it sets a process-global flag in
+/// `leptos_server` that makes any resource *first polled* meanwhile, on any thread, wait for ever
+/// (leptos issue #4773): a router built while another request renders would hang that request.
+/// Seen here as a rare hang of a test rendering the board while another test built its router.
+fn routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = routes();
     let context = {
         let (cx, assets) = (state.app_context(), state.assets.clone());
         move || {
@@ -96,7 +105,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .route("/api/faculty", axum::routing::get(live::faculty))
-        .nest_service("/pkg", assets::pkg_service(&state))
+        .nest("/pkg", assets::pkg_service(&state))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos.clone();
             move || app::shell(options.clone())
