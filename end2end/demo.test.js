@@ -1,19 +1,29 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { startServer, launchBrowser, ensureScreenshotDir } from './harness.js';
 
 let server;
 let browser;
+let squatter;
 
 before(async () => {
-  server = await startServer(['--demo']);
+  // Something already listens where the demo's broker would (a developer's own Mosquitto on 1883,
+  // this project's CI machines): the demo must start anyway, on a free port, and say so.
+  squatter = createServer();
+  await new Promise((r) => squatter.listen(0, '127.0.0.1', r));
+  const taken = squatter.address().port;
+  server = await startServer(['--demo', '--mqtt-bind', `127.0.0.1:${taken}`]);
+  assert.match(server.log, new RegExp(`127\\.0\\.0\\.1:${taken}.*(taken|in use)`, 's'));
+  assert.match(server.log, /for the demo the embedded MQTT broker listens on 127\.0\.0\.1:\d+ instead/);
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await server?.dispose();
+  squatter?.close();
 });
 
 test('--demo seeds a dozen faculty with simulated desks, once, and the board comes alive', async () => {

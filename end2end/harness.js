@@ -69,7 +69,8 @@ export async function startServer(extraArgs = []) {
     proc: null,
     log: '',
     async start() {
-      const args = ['serve', '--bind', `127.0.0.1:${port}`, '--mqtt-bind', `127.0.0.1:${mqttPort}`, '--site-root', SITE];
+      const args = ['serve', '--bind', `127.0.0.1:${port}`, '--site-root', SITE];
+      if (!extraArgs.includes('--mqtt-bind')) args.push('--mqtt-bind', `127.0.0.1:${mqttPort}`);
       this.proc = spawn(BIN, [...args, ...extraArgs], {
         cwd: dir,
         env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl, CONSULTEASE_LOG: 'info' },

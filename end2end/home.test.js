@@ -1,19 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readdirSync } from 'node:fs';
 import { startServer, launchBrowser, ensureScreenshotDir } from './harness.js';
 
 let server;
 let browser;
 
-// The schema version the server reports: the newest migration's number.
-const newestMigration = Math.max(
-  ...readdirSync(new URL('../migrations/sqlite/', import.meta.url)).map((f) => parseInt(f, 10)).filter(Number.isFinite),
-);
-
 before(async () => {
   server = await startServer();
+  server.cli('faculty', 'add', '--name', 'Katherine Johnson', '--department', 'Mathematics and Space Science');
   browser = await launchBrowser();
 });
 
@@ -22,35 +17,44 @@ after(async () => {
   await server?.dispose();
 });
 
-test('home page is server-rendered, hydrates, and calls a server function', async () => {
+test('home page is server-rendered, then hydrates and goes live', async () => {
   const page = await browser.newPage();
   const wasm = page.waitForResponse((r) => r.url().endsWith('.wasm'));
   const response = await page.goto(server.url);
   assert.equal(response.status(), 200);
-  // Server-rendered: the content is in the HTML before any script runs.
+  // Server-rendered: the board is in the HTML before any script runs.
   const html = await response.text();
-  assert.match(html, /Not checked yet\./);
+  assert.match(html, /Katherine Johnson/);
+  assert.doesNotMatch(html, /Check server/, 'the skeleton system panel is gone from the public board');
   assert.equal((await wasm).status(), 200);
-
-  // Only the hydrated page answers the click: the button is inert HTML until the wasm runs.
-  const output = page.getByTestId('server-info');
-  await assert.doesNotReject(async () => {
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
-      await page.getByTestId('check-server').click();
-      const text = await output.textContent();
-      if (/Schema version \d+ on sqlite/.test(text)) return;
-      await page.waitForTimeout(200);
-    }
-    throw new Error(`no answer from the server function; output: ${await output.textContent()}`);
-  });
-  assert.match(
-    await output.textContent(),
-    new RegExp(`^Schema version ${newestMigration} on sqlite, server up for \\d+ s\\.$`),
-  );
+  // Only the hydrated page opens the live stream.
+  await page.locator('.link[data-link="live"]').waitFor({ timeout: 15_000 });
   await page.screenshot({ path: join(ensureScreenshotDir(), 'home.png') });
   assert.deepEqual(browser.errors, []);
 });
+
+// Regression (outside test run): on a 390 px phone the search button ran off the right edge.
+for (const [width, height] of [
+  [360, 640],
+  [390, 844],
+]) {
+  test(`board and kiosk fit a ${width}x${height} phone without horizontal scrolling`, async () => {
+    const page = await browser.newPage({ width, height });
+    for (const path of ['/', '/kiosk', '/?q=katherine&status=offline']) {
+      await page.goto(`${server.url}${path}`);
+      await page.locator('.link[data-link="live"]').waitFor({ timeout: 15_000 });
+      const overflow = await page.evaluate(() => {
+        const doc = document.documentElement;
+        const wide = [...document.querySelectorAll('body *')]
+          .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 0.5)
+          .map((el) => el.tagName + (el.className ? `.${el.className}` : ''));
+        return { scroll: doc.scrollWidth - doc.clientWidth, wide };
+      });
+      assert.deepEqual(overflow, { scroll: 0, wide: [] }, `${path} at ${width}x${height}`);
+    }
+    if (width === 390) await page.screenshot({ path: join(ensureScreenshotDir(), 'phone-390x844.png') });
+  });
+}
 
 test('unknown pages get a 404 with a way back', async () => {
   const page = await browser.newPage();
