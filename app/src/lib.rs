@@ -4,8 +4,7 @@
 
 pub mod error;
 pub mod format;
-#[cfg(feature = "hydrate")]
-mod live;
+pub mod live;
 pub mod pages;
 pub mod server_fns;
 #[cfg(feature = "ssr")]

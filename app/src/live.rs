@@ -1,135 +1,169 @@
-//! The browser side of the live board (hydrate only): follows `/api/events` from the page's cursor
-//! with an `EventSource`, applies only newer versions, reconnects by itself, and ticks the clock
-//! that card ages are computed from.
+//! The browser side of the live board: [`follow`] (hydrate only) follows `/api/events` from the
+//! page's cursor with an `EventSource`, applies only newer versions, reconnects by itself, and ticks
+//! the clock that card ages are computed from; [`Link`] is the connection state pages show.
 
-use crate::pages::board::Link;
-use domain::{Applied, FacultyView, Snapshot, apply_view, merge_snapshot};
-use leptos::prelude::*;
-use send_wrapper::SendWrapper;
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::time::Duration;
-use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
-use web_sys::{EventSource, MessageEvent};
-
-type Listener = Closure<dyn FnMut(web_sys::Event)>;
-/// An open stream and the listeners attached to it (dropped together).
-type Connection = Option<(EventSource, Vec<Listener>)>;
-
-/// What a connection needs: the signals it writes, and where it resumes.
-#[derive(Clone)]
-struct Follower {
-    faculty: RwSignal<Vec<FacultyView>>,
-    link: RwSignal<Link>,
-    announce: RwSignal<String>,
-    /// The newest event id applied (the stream's cursor).
-    last: Rc<Cell<i64>>,
-    conn: Rc<RefCell<Connection>>,
-    closed: Rc<Cell<bool>>,
+/// The state of the live connection, shown by the indicator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    Reconnecting,
 }
 
-pub fn follow(
-    cursor: i64,
-    faculty: RwSignal<Vec<FacultyView>>,
-    now: RwSignal<i64>,
-    link: RwSignal<Link>,
-    announce: RwSignal<String>,
-) {
-    let f = Follower {
-        faculty,
-        link,
-        announce,
-        last: Rc::new(Cell::new(cursor)),
-        conn: Rc::default(),
-        closed: Rc::default(),
-    };
-    f.open();
-    let tick = set_interval_with_handle(move || now.set(js_sys::Date::now() as i64), Duration::from_secs(10)).ok();
-    now.set(js_sys::Date::now() as i64);
-    let cleanup = SendWrapper::new(f);
-    on_cleanup(move || {
-        cleanup.closed.set(true);
-        if let Some((es, _)) = cleanup.conn.borrow_mut().take() {
-            es.close();
+impl Link {
+    pub fn label(self) -> &'static str {
+        match self {
+            Link::Connecting => "Connecting…",
+            Link::Live => "Live",
+            Link::Reconnecting => "Reconnecting…",
         }
-        if let Some(t) = tick {
-            t.clear();
-        }
-    });
-}
-
-impl Follower {
-    fn open(&self) {
-        if self.closed.get() {
-            return;
-        }
-        let url = format!("/api/events?after={}", self.last.get());
-        let es = match EventSource::new(&url) {
-            Ok(es) => es,
-            Err(_) => return self.retry_later(),
-        };
-        let mut listeners = Vec::new();
-        let mut on = |name: &str, handler: Box<dyn FnMut(web_sys::Event)>| {
-            let cb = Closure::wrap(handler);
-            let _ = es.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
-            listeners.push(cb);
-        };
-        let me = self.clone();
-        on("open", Box::new(move |_| me.link.set(Link::Live)));
-        let me = self.clone();
-        on(
-            "error",
-            Box::new(move |_| {
-                me.link.set(Link::Reconnecting);
-                // The browser retries by itself unless the stream was closed for good.
-                let closed = me.conn.borrow().as_ref().is_some_and(|(es, _)| es.ready_state() == EventSource::CLOSED);
-                if closed {
-                    me.retry_later();
-                }
-            }),
-        );
-        let me = self.clone();
-        on(
-            "faculty",
-            Box::new(move |e| {
-                let Some(msg) = e.dyn_ref::<MessageEvent>() else { return };
-                let Some(row) = msg.data().as_string().and_then(|d| serde_json::from_str::<FacultyView>(&d).ok())
-                else {
-                    return;
-                };
-                if let Ok(id) = msg.last_event_id().parse::<i64>() {
-                    me.last.set(me.last.get().max(id));
-                }
-                let (name, status) = (row.name.clone(), row.status);
-                let mut applied = Applied::Stale;
-                me.faculty.update(|list| applied = apply_view(list, row));
-                if let Applied::Updated { status_changed: true } = applied {
-                    me.announce.set(format!("{name} is now {}", status.label()));
-                }
-            }),
-        );
-        let me = self.clone();
-        on(
-            "snapshot",
-            Box::new(move |e| {
-                let Some(msg) = e.dyn_ref::<MessageEvent>() else { return };
-                let Some(snap) = msg.data().as_string().and_then(|d| serde_json::from_str::<Snapshot>(&d).ok()) else {
-                    return;
-                };
-                me.last.set(snap.cursor);
-                me.faculty.update(|list| merge_snapshot(list, snap));
-            }),
-        );
-        *self.conn.borrow_mut() = Some((es, listeners));
     }
 
-    /// Opens a fresh connection (resuming from the newest id applied) in a couple of seconds.
-    fn retry_later(&self) {
-        if let Some((es, _)) = self.conn.borrow_mut().take() {
-            es.close();
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Link::Connecting => "connecting",
+            Link::Live => "live",
+            Link::Reconnecting => "reconnecting",
         }
-        let me = self.clone();
-        set_timeout(move || me.open(), Duration::from_secs(2));
+    }
+}
+
+#[cfg(feature = "hydrate")]
+pub use follower::follow;
+
+#[cfg(feature = "hydrate")]
+mod follower {
+    use super::Link;
+    use domain::{Applied, FacultyView, Snapshot, apply_view, merge_snapshot};
+    use leptos::prelude::*;
+    use send_wrapper::SendWrapper;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Duration;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    use web_sys::{EventSource, MessageEvent};
+
+    type Listener = Closure<dyn FnMut(web_sys::Event)>;
+    /// An open stream and the listeners attached to it (dropped together).
+    type Connection = Option<(EventSource, Vec<Listener>)>;
+
+    /// What a connection needs: the signals it writes, and where it resumes.
+    #[derive(Clone)]
+    struct Follower {
+        faculty: RwSignal<Vec<FacultyView>>,
+        link: RwSignal<Link>,
+        announce: RwSignal<String>,
+        /// The newest event id applied (the stream's cursor).
+        last: Rc<Cell<i64>>,
+        conn: Rc<RefCell<Connection>>,
+        closed: Rc<Cell<bool>>,
+    }
+
+    pub fn follow(
+        cursor: i64,
+        faculty: RwSignal<Vec<FacultyView>>,
+        now: RwSignal<i64>,
+        link: RwSignal<Link>,
+        announce: RwSignal<String>,
+    ) {
+        let f = Follower {
+            faculty,
+            link,
+            announce,
+            last: Rc::new(Cell::new(cursor)),
+            conn: Rc::default(),
+            closed: Rc::default(),
+        };
+        f.open();
+        let tick = set_interval_with_handle(move || now.set(js_sys::Date::now() as i64), Duration::from_secs(10)).ok();
+        now.set(js_sys::Date::now() as i64);
+        let cleanup = SendWrapper::new(f);
+        on_cleanup(move || {
+            cleanup.closed.set(true);
+            if let Some((es, _)) = cleanup.conn.borrow_mut().take() {
+                es.close();
+            }
+            if let Some(t) = tick {
+                t.clear();
+            }
+        });
+    }
+
+    impl Follower {
+        fn open(&self) {
+            if self.closed.get() {
+                return;
+            }
+            let url = format!("/api/events?after={}", self.last.get());
+            let es = match EventSource::new(&url) {
+                Ok(es) => es,
+                Err(_) => return self.retry_later(),
+            };
+            let mut listeners = Vec::new();
+            let mut on = |name: &str, handler: Box<dyn FnMut(web_sys::Event)>| {
+                let cb = Closure::wrap(handler);
+                let _ = es.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+                listeners.push(cb);
+            };
+            let me = self.clone();
+            on("open", Box::new(move |_| me.link.set(Link::Live)));
+            let me = self.clone();
+            on(
+                "error",
+                Box::new(move |_| {
+                    me.link.set(Link::Reconnecting);
+                    // The browser retries by itself unless the stream was closed for good.
+                    let closed =
+                        me.conn.borrow().as_ref().is_some_and(|(es, _)| es.ready_state() == EventSource::CLOSED);
+                    if closed {
+                        me.retry_later();
+                    }
+                }),
+            );
+            let me = self.clone();
+            on(
+                "faculty",
+                Box::new(move |e| {
+                    let Some(msg) = e.dyn_ref::<MessageEvent>() else { return };
+                    let Some(row) = msg.data().as_string().and_then(|d| serde_json::from_str::<FacultyView>(&d).ok())
+                    else {
+                        return;
+                    };
+                    if let Ok(id) = msg.last_event_id().parse::<i64>() {
+                        me.last.set(me.last.get().max(id));
+                    }
+                    let (name, status) = (row.name.clone(), row.status);
+                    let mut applied = Applied::Stale;
+                    me.faculty.update(|list| applied = apply_view(list, row));
+                    if let Applied::Updated { status_changed: true } = applied {
+                        me.announce.set(format!("{name} is now {}", status.label()));
+                    }
+                }),
+            );
+            let me = self.clone();
+            on(
+                "snapshot",
+                Box::new(move |e| {
+                    let Some(msg) = e.dyn_ref::<MessageEvent>() else { return };
+                    let Some(snap) = msg.data().as_string().and_then(|d| serde_json::from_str::<Snapshot>(&d).ok())
+                    else {
+                        return;
+                    };
+                    me.last.set(snap.cursor);
+                    me.faculty.update(|list| merge_snapshot(list, snap));
+                }),
+            );
+            *self.conn.borrow_mut() = Some((es, listeners));
+        }
+
+        /// Opens a fresh connection (resuming from the newest id applied) in a couple of seconds.
+        fn retry_later(&self) {
+            if let Some((es, _)) = self.conn.borrow_mut().take() {
+                es.close();
+            }
+            let me = self.clone();
+            set_timeout(move || me.open(), Duration::from_secs(2));
+        }
     }
 }

@@ -27,6 +27,10 @@ pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::
             store.add_desk(&desk, faculty).await?;
             writeln!(out, "desk {desk} bound to faculty member {faculty}")?;
         }
+        DeskCmd::ResetClock { desk } => {
+            store.reset_desk_clock(&desk).await?;
+            writeln!(out, "desk {desk}: clock reset; its next message applies")?;
+        }
         DeskCmd::List => {
             let now = store::now_ms();
             writeln!(out, "{:<20} {:>7} {:<7} {:<16} {:>12}", "DESK", "FACULTY", "ONLINE", "LAST SEEN", "BOOT:SEQ")?;

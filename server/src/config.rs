@@ -97,6 +97,9 @@ pub enum DeskCmd {
     },
     /// List desk units: online, last seen, boot/seq.
     List,
+    /// Forget a desk's clock (after a firmware wipe that reset its boot counter, or a message that
+    /// pinned it with a huge boot): its next message applies whatever its boot and seq.
+    ResetClock { desk: String },
 }
 
 #[derive(Debug, Clone, Args)]

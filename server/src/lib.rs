@@ -17,7 +17,9 @@ use config::{Cli, Command};
 /// Runs what the command line asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url;
-    let open = || async { store::Store::connect(&url).await.with_context(|| format!("opening the database at {url}")) };
+    let open = || async {
+        store::Store::connect(&url).await.with_context(|| format!("opening the database {}", store::redact_url(&url)))
+    };
     match cli.command.unwrap_or_default() {
         Command::Serve(args) => process::serve(args, open().await?).await,
         Command::Faculty(cmd) => cli::faculty(&open().await?, cmd, &mut std::io::stdout()).await,

@@ -109,6 +109,19 @@ impl Store {
         tx.commit().await
     }
 
+    /// Forgets a desk's clock (after a firmware wipe, or a message that pinned it far in the future):
+    /// its next message applies whatever its `boot` and `seq`. What the desk reported stays until
+    /// then. The row's version bumps, so a concurrent ingest batch redoes its work.
+    pub async fn reset_desk_clock(&self, desk: &str) -> Result<()> {
+        let sql = "UPDATE desks SET last_boot = NULL, last_seq = NULL, state_boot = NULL, state_seq = NULL, \
+                   online_boot = NULL, online_seq = NULL, version = version + 1 WHERE id = $1";
+        let n = on_db!(&self.db, pool => sqlx::query(sql).bind(desk).execute(pool).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no desk {desk:?}")));
+        }
+        Ok(())
+    }
+
     pub async fn list_desks(&self) -> Result<Vec<DeskInfo>> {
         let sql = format!("SELECT {DESK_COLUMNS} FROM desks ORDER BY id");
         let rows: Vec<DeskRow> = on_db!(&self.db, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;

@@ -14,6 +14,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("database URL must start with sqlite: or postgres:")]
     UnsupportedUrl,
+    /// The database server cannot be reached (said in one sentence, at start-up).
+    #[error("{0}")]
+    Unreachable(String),
     #[error("cannot create {0}: {1}")]
     Io(String, #[source] std::io::Error),
     #[error("database error: {0}")]
@@ -36,7 +39,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Database(e) => transient(e),
-            StoreError::VersionConflict | StoreError::Io(..) => true,
+            StoreError::VersionConflict | StoreError::Io(..) | StoreError::Unreachable(_) => true,
             StoreError::Invalid(_)
             | StoreError::NotFound(_)
             | StoreError::Conflict(_)

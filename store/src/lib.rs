@@ -46,6 +46,7 @@ pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};
 pub use meta::random_hex;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -102,6 +103,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store> {
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
+            postgres_reachable(url, &opts).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(5))
@@ -204,6 +206,53 @@ impl Store {
             Db::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
         Tx::begin(&self.db, begin).await
+    }
+}
+
+/// Says at once, in one sentence, why PostgreSQL cannot be used (the pool would retry for its whole
+/// acquire timeout and then report only "pool timed out"), and creates the database when the
+/// server is up but the database does not exist yet (as SQLite creates its file).
+async fn postgres_reachable(url: &str, opts: &PgConnectOptions) -> Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    let at = format!("{}:{}", opts.get_host(), opts.get_port());
+    let db = opts.get_database().unwrap_or("postgres").to_owned();
+    match sqlx::PgConnection::connect_with(opts).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+            // 3D000 invalid_catalog_name: the server answers, the database is missing.
+            sqlx::Postgres::create_database(url).await.map_err(|e| {
+                StoreError::Unreachable(format!(
+                    "PostgreSQL at {at} has no database {db:?} and creating it failed: {}",
+                    one_line(&e)
+                ))
+            })?;
+            tracing::info!(database = %db, server = %at, "created the PostgreSQL database");
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unreachable(format!("cannot connect to PostgreSQL at {at}: {}", one_line(&e)))),
+    }
+}
+
+/// An sqlx error's innermost message, once (its Display repeats its sources).
+fn one_line(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A database URL fit for a log line or an error message: the password is never shown.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

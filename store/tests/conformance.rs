@@ -91,7 +91,24 @@ conformance!(
     snapshot_cursor_and_event_log_agree,
     timeout_makes_a_silent_desk_offline,
     admin_errors_are_clear,
+    a_pinned_clock_is_freed_by_a_reset,
 );
+
+/// Regression (outside test run): one message with boot 4294967295 and seq i64::MAX pinned a desk's
+/// clock for good — nothing the real desk sends can be newer — and there was no way back.
+async fn a_pinned_clock_is_freed_by_a_reset(db: TestDb) {
+    let store = &db.store;
+    let id = faculty_with_desk(store, "Mary Jackson", "pinned").await;
+    store.apply(&[online("pinned", 3, 1, true), state("pinned", 3, 2, true, false)]).await.unwrap();
+    store.apply(&[state("pinned", u32::MAX, i64::MAX as u64, false, true)]).await.unwrap();
+    assert_eq!(view(store, id).await.status, Status::Busy);
+    assert_eq!(store.apply(&[state("pinned", 4, 1, true, false)]).await.unwrap(), [Outcome::Stale]);
+    store.reset_desk_clock("pinned").await.unwrap();
+    let out = store.apply(&[state("pinned", 4, 1, true, false)]).await.unwrap();
+    assert!(matches!(out[..], [Outcome::Applied { event: Some(_) }]), "{out:?}");
+    assert_eq!(view(store, id).await.status, Status::Available);
+    assert!(matches!(store.reset_desk_clock("nope").await, Err(StoreError::NotFound(_))));
+}
 
 fn c(boot: u32, seq: u64) -> DeskClock {
     DeskClock::new(boot, seq)

@@ -103,3 +103,33 @@ async fn sqlite_recovers_by_itself_after_its_files_were_unwritable() {
     let out = store.apply(&[state("d1", 1_000_000, true)]).await.unwrap();
     assert!(matches!(out[..], [Outcome::Applied { .. }]), "{out:?}");
 }
+
+/// Regression (outside test run): a PostgreSQL URL naming a missing database printed its cause three
+/// times in one line, and a server not listening gave "pool timed out" after a wait. Now a missing
+/// database is created, and an unreachable server is named at once, in one sentence.
+#[tokio::test]
+async fn postgres_startup_creates_the_database_or_says_why_not_at_once() {
+    let base = std::env::var("CONSULTEASE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let Some((head, _)) = base.rsplit_once('/') else { panic!("bad URL {base}") };
+    let name = format!("consultease_created_{}", std::process::id());
+    let url = format!("{head}/{name}");
+    match Store::connect(&url).await {
+        Ok(store) => {
+            store.ping().await.unwrap();
+            store.close().await;
+            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+        }
+        Err(e) if !required() => eprintln!("skipping the creation half: {e}"),
+        Err(e) => panic!("PostgreSQL required: {e}"),
+    }
+    // Nothing listens on port 9 (discard) here.
+    let started = Instant::now();
+    let err = Store::connect("postgres://postgres:s3cret@127.0.0.1:9/x").await.unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(3), "said at once, not after a pool timeout");
+    assert!(err.starts_with("cannot connect to PostgreSQL at 127.0.0.1:9:"), "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "the cause once: {err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(store::redact_url("postgres://u:s3cret@h/db"), "postgres://u:***@h/db");
+}

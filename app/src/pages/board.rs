@@ -4,36 +4,11 @@
 //! from the snapshot's cursor (see `crate::live`) and applies only newer versions.
 
 use crate::format::{age_line, icon};
+use crate::live::Link;
 use crate::server_fns::{BoardData, get_board};
 use domain::{FacultyView, Status};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-
-/// The state of the live connection, shown by the indicator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Link {
-    Connecting,
-    Live,
-    Reconnecting,
-}
-
-impl Link {
-    fn label(self) -> &'static str {
-        match self {
-            Link::Connecting => "Connecting…",
-            Link::Live => "Live",
-            Link::Reconnecting => "Reconnecting…",
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Link::Connecting => "connecting",
-            Link::Live => "live",
-            Link::Reconnecting => "reconnecting",
-        }
-    }
-}
 
 #[component]
 pub fn BoardPage(#[prop(optional)] kiosk: bool) -> impl IntoView {
