@@ -13,9 +13,9 @@ pub struct Cli {
     #[arg(long, env = "CONSULTEASE_DATABASE_URL", default_value = "sqlite://data/consultease.db", global = true)]
     pub database_url: String,
 
-    /// Log filter, in `tracing` EnvFilter syntax (e.g. `debug`, `info,rumqttd=warn` to see the
-    /// embedded broker's own log).
-    #[arg(long, env = "CONSULTEASE_LOG", default_value = "info,rumqttd=off", global = true)]
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `debug`, or `info,server::mqtt::broker=debug`
+    /// to see every connection the embedded broker closes, and why).
+    #[arg(long, env = "CONSULTEASE_LOG", default_value = "info", global = true)]
     pub log: String,
 
     #[command(subcommand)]

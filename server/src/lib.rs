@@ -26,9 +26,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Desk(cmd) => cli::desk(&open().await?, cmd, &mut std::io::stdout()).await,
         Command::DeskSim(args) => demo::desk_sim(args).await,
         Command::Broker { mqtt_bind } => {
-            let addr = mqtt::start_embedded_broker(mqtt_bind)?;
-            println!("MQTT broker listening on {addr}");
+            let stop = tokio_util::sync::CancellationToken::new();
+            let open = std::sync::Arc::new(mqtt::broker::Open { server: None });
+            let metrics = std::sync::Arc::new(telemetry::Metrics::new());
+            let broker = mqtt::broker::start(mqtt_bind, open, mqtt::Limits::default(), metrics, stop.clone()).await?;
+            tracing::warn!("this broker accepts anonymous clients on every topic: for development and tests only");
+            println!("MQTT broker listening on {}", broker.addr);
             telemetry::shutdown_signal().await;
+            stop.cancel();
             Ok(())
         }
     }

@@ -6,7 +6,8 @@
 
 use crate::config::{MqttArgs, ServeArgs};
 use crate::http::{self, AppState};
-use crate::mqtt::{self, BrokerAddr, IngestHandle, MqttConfig};
+use crate::mqtt::broker::{self, Open, Policy, ServerCredential};
+use crate::mqtt::{self, BrokerAddr, IngestHandle, Limits, MqttConfig};
 use crate::telemetry::{self, Metrics};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ pub struct Running {
     pub http: SocketAddr,
     /// The broker the ingest talks to.
     pub broker: BrokerAddr,
+    /// The server's MQTT client id.
+    pub client_id: String,
     pub ingest: IngestHandle,
     server: JoinHandle<()>,
 }
@@ -51,15 +54,15 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
         tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
     }
 
-    let broker = broker(&args.mqtt, args.demo)?;
     let client_id = match &args.mqtt.mqtt_client_id {
         Some(id) => id.clone(),
         None => store.server_client_id().await.context("reading the server's MQTT client id")?,
     };
+    let broker = broker(&args.mqtt, args.demo, &client_id, metrics.clone(), state.shutdown.clone()).await?;
     let config = MqttConfig {
         broker: broker.clone(),
         prefix: args.mqtt.broker.mqtt_prefix.clone(),
-        client_id,
+        client_id: client_id.clone(),
         desk_timeout: args.mqtt.desk_timeout,
         batch_max: usize::try_from(args.mqtt.batch_max).unwrap_or(512),
         batch_delay: args.mqtt.batch_delay,
@@ -79,7 +82,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     }
     let router = http::app(state.clone());
     let server = tokio::spawn(http::listener::serve(listener, router, state.shutdown.clone(), args.header_timeout));
-    Ok(Running { state, http: addr, broker, ingest, server })
+    Ok(Running { state, http: addr, broker, client_id, ingest, server })
 }
 
 /// Serves until SIGINT or SIGTERM, then stops gracefully.
@@ -91,24 +94,43 @@ pub async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The external broker named by `--mqtt-url`, or the embedded one, started on `--mqtt-bind`. In the
-/// demo, when that port is taken (a developer's own Mosquitto on 1883, say), the embedded broker
-/// takes a free port instead and says so: the demo's desks are simulated in-process and follow it.
-fn broker(args: &MqttArgs, demo: bool) -> anyhow::Result<BrokerAddr> {
+/// The external broker named by `--mqtt-url`, or the embedded one, started on `--mqtt-bind`, with the
+/// server's client id reserved for a credential made here (and never shown). In the demo, when that
+/// port is taken (a developer's own Mosquitto on 1883, say), the embedded broker takes a free port
+/// instead and says so: the demo's desks are simulated in-process and follow it.
+async fn broker(
+    args: &MqttArgs,
+    demo: bool,
+    client_id: &str,
+    metrics: Arc<Metrics>,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<BrokerAddr> {
     if let Some(external) = args.broker.external()? {
         return Ok(external);
     }
-    match mqtt::start_embedded_broker(args.mqtt_bind) {
-        Ok(addr) => Ok(BrokerAddr::local(addr)),
+    let credential = ServerCredential {
+        client_id: client_id.to_owned(),
+        username: "consultease-server".into(),
+        password: store::random_hex(16)?,
+    };
+    let policy: Arc<dyn Policy> = Arc::new(Open { server: Some(credential.clone()) });
+    let start = |bind| broker::start(bind, policy.clone(), Limits::default(), metrics.clone(), stop.clone());
+    let embedded = match start(args.mqtt_bind).await {
+        Ok(b) => b,
         Err(err) if demo => {
-            let addr = mqtt::start_embedded_broker(SocketAddr::new(args.mqtt_bind.ip(), 0))?;
+            let b = start(SocketAddr::new(args.mqtt_bind.ip(), 0)).await?;
             tracing::warn!(
-                "{:#}; for the demo the embedded MQTT broker listens on {addr} instead (the demo's desks use it; \
+                "{:#}; for the demo the embedded MQTT broker listens on {} instead (the demo's desks use it; \
                  real desk units would need --mqtt-bind)",
-                err
+                err,
+                b.addr
             );
-            Ok(BrokerAddr::local(addr))
+            b
         }
-        Err(err) => Err(err),
-    }
+        Err(err) => return Err(err),
+    };
+    let mut addr = BrokerAddr::local(embedded.addr);
+    addr.username = Some(credential.username);
+    addr.password = Some(credential.password);
+    Ok(addr)
 }

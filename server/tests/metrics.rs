@@ -112,7 +112,12 @@ async fn metrics_parse_and_move() {
         after = parse(&get("/metrics").await);
         // Received is counted on arrival; each message is acknowledged last, after its outcome and
         // the histograms are recorded.
-        if after["consultease_mqtt_acked_total"] >= 4.0 && after["consultease_sse_clients"] >= 1.0 {
+        // (The online count is read from the database at the start of a scrape, the counters at its
+        // end: a scrape can see the last ack but not yet that commit.)
+        if after["consultease_mqtt_acked_total"] >= 4.0
+            && after["consultease_sse_clients"] >= 1.0
+            && after["consultease_desks_online"] >= 1.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -21,13 +21,36 @@ impl Broker {
     }
 }
 
-/// One embedded broker for the whole test process, on a free port.
+/// One embedded broker (anonymous clients allowed, as for development) for the whole test process,
+/// on a free port, on a runtime of its own: it outlives every test's runtime.
 pub fn embedded() -> BrokerAddr {
     static ADDR: OnceLock<BrokerAddr> = OnceLock::new();
     ADDR.get_or_init(|| {
-        let addr = mqtt::start_embedded_broker("127.0.0.1:0".parse().expect("a socket address"))
-            .expect("the embedded broker starts");
-        BrokerAddr::local(addr)
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the test broker");
+            rt.block_on(async {
+                let open = std::sync::Arc::new(mqtt::broker::Open { server: None });
+                let metrics = std::sync::Arc::new(server::telemetry::Metrics::new());
+                let stop = tokio_util::sync::CancellationToken::new();
+                let broker = mqtt::broker::start(
+                    "127.0.0.1:0".parse().expect("an address"),
+                    open,
+                    mqtt::Limits::default(),
+                    metrics,
+                    stop,
+                )
+                .await
+                .expect("the embedded broker starts");
+                let _ = tx.send(broker.addr);
+                std::future::pending::<()>().await;
+            });
+        });
+        BrokerAddr::local(rx.recv().expect("the test broker reports its address"))
     })
     .clone()
 }

@@ -51,13 +51,19 @@ impl TestServer {
         &self.running.state.metrics
     }
 
+    /// The broker's URL, without the server's credential.
     pub fn mqtt_url(&self) -> String {
         format!("mqtt://{}:{}", self.running.broker.host, self.running.broker.port)
     }
 
-    /// A desk unit connected to this server's broker, under its prefix.
+    /// The broker's address as a client without the server's credential sees it.
+    pub fn broker(&self) -> server::mqtt::BrokerAddr {
+        server::mqtt::BrokerAddr { username: None, password: None, ..self.running.broker.clone() }
+    }
+
+    /// A desk unit connected to this server's broker (anonymously), under its prefix.
     pub async fn desk(&self, id: &str, boot: u32, will_seq: u64) -> crate::Desk {
-        crate::Desk::connect(&self.running.broker, &self.prefix, id, boot, will_seq).await
+        crate::Desk::connect(&self.broker(), &self.prefix, id, boot, will_seq).await
     }
 
     /// Adds a faculty member with a desk; returns the faculty id.

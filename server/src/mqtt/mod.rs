@@ -8,10 +8,10 @@
 //!   transaction, counts outcomes, then acks;
 //! - `sweep`: marks desks silent for longer than the timeout offline.
 
-mod broker;
+pub mod broker;
 mod ingest;
 
-pub use broker::start_embedded_broker;
+pub use broker::{EmbeddedBroker, Limits};
 pub use ingest::{IngestHandle, start};
 
 /// The ingest's connection state, for `/readyz` (its counters are in `telemetry::Metrics`).

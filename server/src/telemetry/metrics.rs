@@ -46,6 +46,10 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     pub commit_duration_seconds: Histogram,
     pub apply_latency_seconds: Histogram,
+    // The embedded broker.
+    pub broker_connections: Gauge,
+    pub broker_refused: Family<ReasonLabel, Counter>,
+    pub broker_dropped: Counter,
     // Read from the database at scrape time.
     pub desks_online: Gauge,
     pub dead_letters: Gauge,
@@ -82,6 +86,9 @@ impl Metrics {
             commit_batch_size: Histogram::new(SIZES),
             commit_duration_seconds: Histogram::new(SECONDS),
             apply_latency_seconds: Histogram::new(SECONDS),
+            broker_connections: Gauge::default(),
+            broker_refused: Family::default(),
+            broker_dropped: Counter::default(),
             desks_online: Gauge::default(),
             dead_letters: Gauge::default(),
             sse_clients: Gauge::default(),
@@ -130,6 +137,17 @@ impl Metrics {
             "From a desk message's arrival to its commit",
             m.apply_latency_seconds.clone(),
         );
+        r.register("broker_connections", "Clients connected to the embedded MQTT broker", m.broker_connections.clone());
+        r.register(
+            "broker_refused",
+            "Connections, publishes and subscriptions the embedded broker refused, by reason",
+            m.broker_refused.clone(),
+        );
+        r.register(
+            "broker_dropped",
+            "Messages the embedded broker dropped because a client's queue was full",
+            m.broker_dropped.clone(),
+        );
         r.register("desks_online", "Desk units online", m.desks_online.clone());
         r.register("dead_letters", "Desk messages held in the dead-letter table", m.dead_letters.clone());
         r.register("sse_clients", "Live event streams connected", m.sse_clients.clone());
@@ -142,6 +160,15 @@ impl Metrics {
 
     pub fn reject(&self, reason: &'static str) {
         self.mqtt_rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn broker_refused(&self, reason: &'static str) {
+        self.broker_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// How many times the embedded broker refused something for `reason`.
+    pub fn broker_refusals(&self, reason: &'static str) -> u64 {
+        self.broker_refused.get_or_create(&ReasonLabel { reason }).get()
     }
 
     /// How many messages were rejected for `reason` so far.
