@@ -78,7 +78,9 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     if args.demo {
         let dir = std::path::Path::new("data/desk-sim");
         let prefix = args.mqtt.broker.mqtt_prefix.clone();
-        crate::demo::run(&store, broker.clone(), prefix, dir, state.shutdown.clone()).await?;
+        // The demo's desks are ordinary clients: not the server's credential.
+        let desks = BrokerAddr { username: None, password: None, ..broker.clone() };
+        crate::demo::run(&store, desks, prefix, dir, state.shutdown.clone()).await?;
     }
     let router = http::app(state.clone());
     let server = tokio::spawn(http::listener::serve(listener, router, state.shutdown.clone(), args.header_timeout));

@@ -69,8 +69,7 @@ impl Conn {
         let identity = match self.broker.policy.authenticate(&client_id, connect.login.as_ref()).await {
             Ok(identity) => identity,
             Err(refusal) => {
-                self.broker.metrics.broker_refused(refusal.label());
-                tracing::warn!(%peer, client_id = %printable(&client_id), reason = refusal.label(), "MQTT connection refused");
+                self.broker.refuse(refusal.label(), &client_id, &format!("CONNECT from {peer}"));
                 let code = match refusal {
                     Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
                     Refusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
@@ -283,13 +282,11 @@ impl Conn {
 
     async fn publish(&mut self, p: Publish, session: &Arc<Session>, who: &Identity) -> Result<(), &'static str> {
         if !topic::valid_name(&p.topic) {
-            self.broker.metrics.broker_refused("bad_topic");
-            tracing::warn!(client_id = %printable(&session.client_id), topic = %printable(&p.topic), "MQTT publish with an invalid topic: disconnecting");
+            self.broker.refuse("bad_topic", &session.client_id, &printable(&p.topic));
             return Err("a published topic with a wildcard or NUL");
         }
         if !self.broker.policy.may_publish(who, &p.topic) {
-            self.broker.metrics.broker_refused("publish_denied");
-            tracing::warn!(client_id = %printable(&session.client_id), topic = %printable(&p.topic), "MQTT publish not allowed: disconnecting");
+            self.broker.refuse("publish_denied", &session.client_id, &printable(&p.topic));
             return Err("publish not allowed");
         }
         match p.qos {

@@ -93,6 +93,9 @@ struct Broker {
     subscriptions: RwLock<Index>,
     retained: Mutex<HashMap<Arc<str>, (Bytes, QoS)>>,
     connections: AtomicUsize,
+    /// When a refusal was last logged, and how many were not logged since (a client retrying a
+    /// refused connection every half second must not flood the log).
+    last_warning: Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 /// Which sessions want which topics: exact filters by topic, wildcard filters in a list (a desk
@@ -163,6 +166,7 @@ pub async fn start(
         subscriptions: RwLock::default(),
         retained: Mutex::default(),
         connections: AtomicUsize::new(0),
+        last_warning: Mutex::new((None, 0)),
     });
     let broker = inner.clone();
     tokio::spawn(async move {
@@ -191,6 +195,20 @@ pub async fn start(
 }
 
 impl Broker {
+    /// Counts a refusal and logs it, at most once a second (saying how many were not logged).
+    fn refuse(&self, reason: &'static str, client_id: &str, detail: &str) {
+        self.metrics.broker_refused(reason);
+        let mut last = self.last_warning.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.0.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            last.1 += 1;
+            return;
+        }
+        let client_id: String =
+            client_id.chars().take(128).map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
+        tracing::warn!(reason, %client_id, detail, suppressed = last.1, "MQTT broker refused a client");
+        *last = (Some(std::time::Instant::now()), 0);
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
