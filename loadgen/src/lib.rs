@@ -108,6 +108,8 @@ pub struct Resources {
     pub rss_after_kb: u64,
     /// Average CPU (cores) while publishing.
     pub cpu_cores: f64,
+    /// Every 10 s while publishing: (seconds since start, changes published, server RSS in KB).
+    pub rss_series: Vec<(u64, u64, u64)>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -502,15 +504,24 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
     let connected = pid.and_then(procstat::sample);
 
     say(&format!("publishing {total} changes from {d} desks at {}/s for {:?}", args.rate, args.duration));
+    let series = Arc::new(std::sync::Mutex::new(Vec::new()));
     let progress = {
-        let (shared, rss_max, quiet) = (shared.clone(), rss_max.clone(), args.quiet);
+        let (shared, rss_max, quiet, series) = (shared.clone(), rss_max.clone(), args.quiet, series.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
+            let mut n = 0u64;
             loop {
                 tick.tick().await;
+                n += 1;
                 let rss = pid.and_then(procstat::sample).map_or(0, |s| s.rss_kb);
                 rss_max.fetch_max(rss, Relaxed);
+                if n.is_multiple_of(10)
+                    && let Ok(mut series) = series.lock()
+                {
+                    let sent: u64 = shared.sent.iter().map(|s| s.load(Relaxed)).sum();
+                    series.push((n, sent, rss));
+                }
                 if !quiet {
                     let sent: u64 = shared.sent.iter().map(|s| s.load(Relaxed)).sum();
                     eprintln!(
@@ -617,6 +628,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
             rss_max_kb: rss_max.load(Relaxed).max(d.rss_kb),
             rss_after_kb: a.rss_kb,
             cpu_cores: procstat::cores(c, d, t0, during_at),
+            rss_series: series.lock().map(|s| s.clone()).unwrap_or_default(),
         });
     }
     if let (Some(b), Some(d)) = (gen_before, gen_during) {

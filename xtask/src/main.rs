@@ -155,7 +155,7 @@ impl Workspace {
             &["build", "-p=frontend", "--lib", "--target=wasm32-unknown-unknown", wasm_profile],
         )?;
         let wasm = self.target.join("wasm32-unknown-unknown").join(wasm_dir).join("frontend.wasm");
-        site::assemble(&self.root, &wasm, &site, profile)?;
+        site::assemble(&self.root, &wasm, &site, profile, &self.target.join("tools"))?;
         let mut args = vec!["build", "-p=server", "--bin=consultease"];
         args.extend(server_args);
         self.cargo("building the server", &args)?;

@@ -11,7 +11,7 @@ use std::process::Command;
 
 const NAME: &str = "consultease";
 
-pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile) -> Result<()> {
+pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile, tools: &Path) -> Result<()> {
     // Nothing changed since the last assembly (same wasm, stylesheet, static files): keep it.
     let stamp = inputs_hash(root, wasm)?;
     let stamp_file = site.join(".inputs");
@@ -33,7 +33,7 @@ pub fn assemble(root: &Path, wasm: &Path, site: &Path, profile: Profile) -> Resu
         .map_err(|e| anyhow::anyhow!("wasm-bindgen: {e:#}"))?;
     let wasm_out = staging.join(format!("{NAME}_bg.wasm"));
     if profile == Profile::Release {
-        wasm_opt(&wasm_out)?;
+        wasm_opt(&wasm_out, tools)?;
     }
 
     let pkg = site.join("pkg");
@@ -102,24 +102,50 @@ fn publish(src: &Path, pkg: &Path, ext: &str, profile: Profile) -> Result<String
     Ok(name)
 }
 
-/// Runs wasm-opt -Oz when a recent one (binaryen >= 116) is on PATH. Debian's binaryen 108 breaks
-/// hydration, so older versions are skipped.
-fn wasm_opt(wasm: &Path) -> Result<()> {
-    let Ok(out) = Command::new("wasm-opt").arg("--version").output() else {
-        return Ok(());
-    };
-    let version = String::from_utf8_lossy(&out.stdout);
-    let major = version.split_whitespace().find_map(|w| w.parse::<u32>().ok()).unwrap_or(0);
-    if major < 116 {
-        step(&format!("skipping wasm-opt {major}: versions before 116 break hydration"));
-        return Ok(());
+/// The binaryen release the bundle is optimised with when no wasm-opt is installed: from the npm
+/// registry (binaryen compiled to WebAssembly, run by Node.js), which installs in seconds where
+/// `cargo install wasm-opt` compiles binaryen's C++ for 8 minutes.
+const BINARYEN_NPM: &str = "132.0.0";
+
+/// Shrinks the wasm with `wasm-opt -Oz` (about a third smaller as served). Uses a wasm-opt of
+/// binaryen 116 or newer on the PATH; else binaryen from the npm registry, installed once under
+/// `tools/`; else (no Node.js either) says what the bundle costs and how to shrink it. Debian's
+/// binaryen 108 breaks hydration, so older versions are never used.
+fn wasm_opt(wasm: &Path, tools: &Path) -> Result<()> {
+    let flags = ["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "-o"];
+    if let Ok(out) = Command::new("wasm-opt").arg("--version").output() {
+        let version = String::from_utf8_lossy(&out.stdout);
+        let major = version.split_whitespace().find_map(|w| w.parse::<u32>().ok()).unwrap_or(0);
+        if major >= 116 {
+            step(&format!("optimising the wasm for size (wasm-opt {major} -Oz)"));
+            let status = Command::new("wasm-opt").args(flags).arg(wasm).arg(wasm).status()?;
+            anyhow::ensure!(status.success(), "wasm-opt failed");
+            return Ok(());
+        }
+        step(&format!("skipping the installed wasm-opt {major}: versions before 116 break hydration"));
     }
-    step("optimising the wasm for size (wasm-opt -Oz)");
-    let status = Command::new("wasm-opt")
-        .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "-o"])
-        .arg(wasm)
-        .arg(wasm)
-        .status()?;
+    let prefix = tools.join(format!("binaryen-{BINARYEN_NPM}"));
+    let script = prefix.join("node_modules/binaryen/bin/wasm-opt");
+    if !script.exists() {
+        if Command::new("npm").arg("--version").output().is_err() {
+            step(
+                "no wasm-opt and no npm: the bundle stays unoptimised (about 310 KB instead of 210 KB as served); \
+                  install Node.js, or `cargo install wasm-opt --version 0.116.1 --locked`",
+            );
+            return Ok(());
+        }
+        step(&format!("installing binaryen {BINARYEN_NPM} from the npm registry for wasm-opt (once)"));
+        fs::create_dir_all(&prefix)?;
+        let status = Command::new("npm")
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(format!("binaryen@{BINARYEN_NPM}"))
+            .status()
+            .context("running npm")?;
+        anyhow::ensure!(status.success() && script.exists(), "npm install binaryen@{BINARYEN_NPM} failed");
+    }
+    step(&format!("optimising the wasm for size (binaryen {BINARYEN_NPM} wasm-opt -Oz, under Node.js)"));
+    let status = Command::new("node").arg(&script).args(flags).arg(wasm).arg(wasm).status().context("running node")?;
     anyhow::ensure!(status.success(), "wasm-opt failed");
     Ok(())
 }
