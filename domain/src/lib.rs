@@ -1,6 +1,7 @@
 //! ConsultEase's pure rules. Nothing here does I/O, reads a clock or touches a database: every
 //! function takes what it needs and returns a decision, so each rule is unit-tested on its own.
 //!
+//! - [`auth`]: credential policies, lockout after failed sign-ins, session lifetimes.
 //! - [`batch`]: how a batch of desk changes is decided (the ingest transaction's pure middle).
 //! - [`clock`]: a desk's (boot, seq) clock and its ordering.
 //! - [`desk`]: how a desk message changes a desk's recorded state (stale, duplicate, reordered).
@@ -8,6 +9,7 @@
 //! - [`protocol`]: the desk-unit MQTT contract (topics, payloads, rejection reasons).
 //! - [`model`]: the types shared by the server and the browser.
 
+pub mod auth;
 pub mod batch;
 pub mod clock;
 pub mod desk;

@@ -31,6 +31,7 @@ macro_rules! on_tx {
     };
 }
 
+mod accounts;
 mod admin;
 mod bus;
 mod error;
@@ -38,13 +39,16 @@ mod ingest;
 mod meta;
 mod read;
 mod rows;
+mod sessions;
 mod tx;
 
+pub use accounts::{Admin, AdminCredential, Kiosk, NewStudent, Student, StudentCredential};
 pub use admin::{DeskInfo, NewFaculty};
 pub use bus::EventBus;
 pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};
 pub use meta::random_hex;
+pub use sessions::{AuditEntry, AuditRow, SessionRow};
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -121,7 +121,8 @@ pub struct Built {
 }
 
 /// Server-side packages (built together: they share `app` with the `ssr` feature).
-const SERVER_PACKAGES: [&str; 6] = ["-p=domain", "-p=store", "-p=app", "-p=server", "-p=testkit", "-p=loadgen"];
+const SERVER_PACKAGES: [&str; 7] =
+    ["-p=domain", "-p=store", "-p=auth", "-p=app", "-p=server", "-p=testkit", "-p=loadgen"];
 
 impl Workspace {
     fn locate() -> Result<Workspace> {

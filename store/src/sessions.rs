@@ -1,0 +1,188 @@
+//! Server-side sessions, failed sign-in records, and the append-only audit log.
+
+use crate::{Result, Store, StoreError, now_ms};
+use domain::auth::{Attempts, Role};
+use serde::Serialize;
+
+/// A session as stored (the token itself is never stored, only its SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    pub role: Role,
+    pub subject_id: i64,
+    pub kiosk_id: Option<i64>,
+    pub created_at: i64,
+    pub last_seen: i64,
+}
+
+/// One audit entry to write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// `admin:NAME`, `student:NUMBER`, `cli`, `system`, or, for a failed sign-in, what was claimed.
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    /// JSON: the before/after of an edit, a reason.
+    pub detail: Option<String>,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub detail: Option<String>,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+const AUDIT_INSERT: &str = "INSERT INTO audit (at, actor, action, subject, detail, client_addr, user_agent) \
+                            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Writes an audit entry on a connection inside the caller's transaction (a macro: written per
+/// backend, as `on_tx!` bodies are).
+macro_rules! audit_in {
+    ($conn:expr, $a:expr) => {{
+        let a: &AuditEntry = $a;
+        sqlx::query(AUDIT_INSERT)
+            .bind(now_ms())
+            .bind(a.actor.as_str())
+            .bind(a.action.as_str())
+            .bind(a.subject.as_deref())
+            .bind(a.detail.as_deref())
+            .bind(a.client_addr.as_deref())
+            .bind(a.user_agent.as_deref())
+            .execute($conn)
+            .await
+            .map(drop)
+    }};
+}
+
+impl Store {
+    /// Starts a session under `token_hash`, first ending `replaces` (the session the browser had
+    /// before signing in, if any: a sign-in always gets a new id), and writes `audit`, in one
+    /// transaction.
+    pub async fn start_session(
+        &self,
+        token_hash: &str,
+        row: &SessionRow,
+        replaces: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        on_tx!(&mut tx, c => {
+            if let Some(old) = replaces {
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(old).execute(&mut **c).await?;
+            }
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, role, subject_id, kiosk_id, created_at, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(token_hash)
+            .bind(row.role.as_str())
+            .bind(row.subject_id)
+            .bind(row.kiosk_id)
+            .bind(row.created_at)
+            .bind(row.last_seen)
+            .execute(&mut **c)
+            .await?;
+            audit_in!(&mut **c, audit)?
+        });
+        tx.commit().await
+    }
+
+    pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>> {
+        let sql = "SELECT role, subject_id, kiosk_id, created_at, last_seen FROM sessions WHERE token_hash = $1";
+        let row: Option<(String, i64, Option<i64>, i64, i64)> =
+            on_db!(&self.db, pool => sqlx::query_as(sql).bind(token_hash).fetch_optional(pool).await?);
+        row.map(|(role, subject_id, kiosk_id, created_at, last_seen)| {
+            let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("session role {role:?}")))?;
+            Ok(SessionRow { role, subject_id, kiosk_id, created_at, last_seen })
+        })
+        .transpose()
+    }
+
+    /// Marks a session used at `now`.
+    pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
+        let sql = "UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1";
+        on_db!(&self.db, pool => sqlx::query(sql).bind(now).bind(token_hash).execute(pool).await.map(drop)?);
+        Ok(())
+    }
+
+    /// Ends a session; writes `audit` when it existed. Returns whether it existed.
+    pub async fn end_session(&self, token_hash: &str, audit: Option<&AuditEntry>) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = on_tx!(&mut tx, c => {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut **c).await?.rows_affected()
+        });
+        if let (1.., Some(a)) = (n, audit) {
+            on_tx!(&mut tx, c => audit_in!(&mut **c, a)?);
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Failed sign-in records for `keys` (a key never failed has the default, empty record).
+    pub async fn attempts(&self, keys: &[&str]) -> Result<Vec<Attempts>> {
+        let sql = "SELECT failures, window_start, locked_until FROM sign_in_attempts WHERE key = $1";
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row: Option<(i64, i64, i64)> =
+                on_db!(&self.db, pool => sqlx::query_as(sql).bind(*key).fetch_optional(pool).await?);
+            out.push(row.map_or_else(Attempts::default, |(f, w, l)| Attempts {
+                failures: u32::try_from(f).unwrap_or(u32::MAX),
+                window_start: w,
+                locked_until: l,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Stores the new records of `keys` and writes `audit`, in one transaction.
+    pub async fn record_attempts(&self, records: &[(&str, Attempts)], audit: &[AuditEntry]) -> Result<()> {
+        let sql = "INSERT INTO sign_in_attempts (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, \
+                   locked_until = excluded.locked_until";
+        let mut tx = self.write_tx().await?;
+        for (key, a) in records {
+            on_tx!(&mut tx, c => {
+                sqlx::query(sql)
+                    .bind(*key)
+                    .bind(i64::from(a.failures))
+                    .bind(a.window_start)
+                    .bind(a.locked_until)
+                    .execute(&mut **c)
+                    .await
+                    .map(drop)?
+            });
+        }
+        for a in audit {
+            on_tx!(&mut tx, c => audit_in!(&mut **c, a)?);
+        }
+        tx.commit().await
+    }
+
+    /// Forgets the failures of `key` (after a successful sign-in).
+    pub async fn clear_attempts(&self, key: &str) -> Result<()> {
+        on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM sign_in_attempts WHERE key = $1").bind(key).execute(pool).await.map(drop)?
+        });
+        Ok(())
+    }
+
+    /// Appends one entry to the audit log.
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        on_tx!(&mut tx, c => audit_in!(&mut **c, entry)?);
+        tx.commit().await
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRow>> {
+        let sql = "SELECT id, at, actor, action, subject, detail, client_addr, user_agent FROM audit ORDER BY id DESC LIMIT $1";
+        Ok(on_db!(&self.db, pool => sqlx::query_as(sql).bind(limit).fetch_all(pool).await?))
+    }
+}
