@@ -12,6 +12,9 @@ pub enum AppError {
     Invalid { field: Option<String>, message: String },
     #[error("Please sign in.")]
     Unauthorized,
+    /// A sign-in that failed: one answer whatever was wrong, and whether or not the account exists.
+    #[error("Those sign-in details are not right.")]
+    BadCredentials,
     #[error("You are not allowed to do that.")]
     Forbidden,
     #[error("{0}")]
@@ -39,7 +42,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::Invalid { .. } => 400,
-            AppError::Unauthorized => 401,
+            AppError::Unauthorized | AppError::BadCredentials => 401,
             AppError::Forbidden => 403,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,

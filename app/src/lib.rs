@@ -27,9 +27,32 @@ pub struct Assets {
     pub css: String,
 }
 
+/// The Content-Security-Policy of every page: scripts only from this origin and with this render's
+/// nonce (the boot script, and the data Leptos inlines for hydration), WebAssembly compilation
+/// allowed, nothing framed, no plugins, forms and connections to this origin only.
+pub fn csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+         form-action 'self'"
+    )
+}
+
+/// The policy of an HTML response that did not set its own: no script at all.
+pub const CSP_WITHOUT_SCRIPTS: &str = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
+
 /// The HTML document around the app. With [`Assets`] in context (the xtask build) it links the
 /// hashed bundle; without (a `cargo leptos` build) it falls back to Leptos's own hydration scripts.
+/// On the server it also sets the page's CSP with the render's nonce.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let nonce = leptos::nonce::use_nonce();
+    #[cfg(feature = "ssr")]
+    if let (Some(n), Some(res)) = (&nonce, use_context::<leptos_axum::ResponseOptions>())
+        && let Ok(v) = http::HeaderValue::from_str(&csp(n))
+    {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
+    }
     let head = match use_context::<Assets>() {
         Some(a) => {
             let boot = format!(
@@ -40,7 +63,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="stylesheet" href=format!("/pkg/{}", a.css) />
                 <link rel="modulepreload" href=format!("/pkg/{}", a.js) />
                 <link rel="preload" href=format!("/pkg/{}", a.wasm) r#as="fetch" r#type="application/wasm" crossorigin="" />
-                <script type="module">{boot}</script>
+                <script type="module" nonce=nonce>{boot}</script>
             }
             .into_any()
         }

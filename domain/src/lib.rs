@@ -5,6 +5,7 @@
 //! - [`batch`]: how a batch of desk changes is decided (the ingest transaction's pure middle).
 //! - [`clock`]: a desk's (boot, seq) clock and its ordering.
 //! - [`desk`]: how a desk message changes a desk's recorded state (stale, duplicate, reordered).
+//! - [`roster`]: what a student record is; checking an import row by row.
 //! - [`status`]: how a faculty member's status is derived (admin override > desk).
 //! - [`protocol`]: the desk-unit MQTT contract (topics, payloads, rejection reasons).
 //! - [`model`]: the types shared by the server and the browser.
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod desk;
 pub mod model;
 pub mod protocol;
+pub mod roster;
 pub mod status;
 
 pub use clock::DeskClock;

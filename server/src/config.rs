@@ -32,6 +32,15 @@ pub enum Command {
     /// Manage desk units.
     #[command(subcommand)]
     Desk(DeskCmd),
+    /// Manage admin accounts (passwords are read from standard input, never from a flag).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// Manage student accounts (PINs are read from standard input, never from a flag).
+    #[command(subcommand)]
+    Student(StudentCmd),
+    /// Register kiosks (one-time enrolment codes) and revoke them.
+    #[command(subcommand)]
+    Kiosk(KioskCmd),
     /// Simulate desk units over MQTT, exactly as docs/PROTOCOL.md says (for demos and tests).
     DeskSim(DeskSimArgs),
     /// Run only the embedded MQTT broker (for development and tests without Mosquitto).
@@ -102,6 +111,63 @@ pub enum DeskCmd {
     ResetClock { desk: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Create an admin; the password (12-128 characters) is read from standard input.
+    Create { username: String },
+    /// List admins.
+    List,
+    /// Set an admin's password (read from standard input); their sessions end.
+    Passwd { username: String },
+    /// Disable an admin: no more sign-ins, sessions end.
+    Disable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StudentCmd {
+    /// Add a student; prints the new id.
+    Add {
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        /// The card UID their RFID card types (hex).
+        #[arg(long)]
+        card: Option<String>,
+    },
+    /// Set a student's PIN (6-12 digits, read from standard input); their sessions end.
+    SetPin { number: String },
+    /// Set (or with no UID, clear) a student's card.
+    SetCard { number: String, card: Option<String> },
+    /// Disable a student: no more sign-ins, sessions end.
+    Disable { number: String },
+    /// List students.
+    List,
+    /// Import students from a CSV file with a header row (number,name,email,department,card). Every
+    /// row is checked first; nothing is written unless all are valid, or with --partial only the
+    /// valid ones.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        partial: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KioskCmd {
+    /// Register a kiosk; prints a one-time enrolment code, valid 15 minutes, to enter at
+    /// /kiosk/enrol on the kiosk's browser.
+    Add { name: String },
+    /// List kiosks.
+    List,
+    /// Revoke a kiosk at once: its browser falls back to the public board.
+    Revoke { id: i64 },
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address the HTTP server listens on.
@@ -116,6 +182,18 @@ pub struct ServeArgs {
     /// broker, so the board comes alive without hardware.
     #[arg(long, env = "CONSULTEASE_DEMO")]
     pub demo: bool,
+
+    /// The URL browsers use to reach the server (`https://consult.uni.example`). State-changing
+    /// requests must come from this origin (CSRF guard), and cookies are `Secure` when it is
+    /// HTTPS or a loopback address. Default: `http://` + --bind (and, on a loopback bind,
+    /// `localhost` too).
+    #[arg(long, env = "CONSULTEASE_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// How many password/PIN hashes may run at once (each is ~20 MiB and tens of milliseconds of a
+    /// core): a sign-in flood waits here instead of starving the rest of the server.
+    #[arg(long, env = "CONSULTEASE_HASH_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub hash_concurrency: u16,
 
     /// A client must send a request's headers within this long (on a new connection, and between
     /// requests on a kept-alive one), or the connection is closed.

@@ -24,6 +24,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => process::serve(args, open().await?).await,
         Command::Faculty(cmd) => cli::faculty(&open().await?, cmd, &mut std::io::stdout()).await,
         Command::Desk(cmd) => cli::desk(&open().await?, cmd, &mut std::io::stdout()).await,
+        Command::Admin(cmd) => cli::admin(&cli::accounts(open().await?)?, cmd, &mut std::io::stdout()).await,
+        Command::Student(cmd) => cli::student(&cli::accounts(open().await?)?, cmd, &mut std::io::stdout()).await,
+        Command::Kiosk(cmd) => cli::kiosk(&cli::accounts(open().await?)?, cmd, &mut std::io::stdout()).await,
         Command::DeskSim(args) => demo::desk_sim(args).await,
         Command::Broker { mqtt_bind } => {
             let stop = tokio_util::sync::CancellationToken::new();

@@ -50,6 +50,11 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     let mut state = AppState::new(store.clone(), args.site_root.clone());
     state.max_replay = args.max_replay;
     state.metrics = metrics.clone();
+    let hasher = auth::Hasher::new(usize::from(args.hash_concurrency))?;
+    state.auth = auth::Auth::new(store.clone(), hasher);
+    let (origins, cookies) = web_security(&args);
+    state.origins = Arc::new(origins);
+    state.cookies = cookies;
     if state.assets.is_none() {
         tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
     }
@@ -85,6 +90,30 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     let router = http::app(state.clone());
     let server = tokio::spawn(http::listener::serve(listener, router, state.shutdown.clone(), args.header_timeout));
     Ok(Running { state, http: addr, broker, client_id, ingest, server })
+}
+
+/// The origins allowed to change state, and how cookies are written, from `--public-url` and
+/// `--bind`.
+fn web_security(args: &ServeArgs) -> (http::security::Origins, app::ssr::session::Cookies) {
+    let explicit = args.public_url.is_some();
+    let public = args.public_url.clone().unwrap_or_else(|| {
+        url::Url::parse(&format!("http://{}", args.bind))
+            .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1/").expect("a constant URL"))
+    });
+    let loopback = match public.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let secure = public.scheme() == "https" || loopback;
+    if !secure {
+        tracing::warn!(
+            public_url = %public,
+            "cookies are sent without `Secure` over plain HTTP: serve ConsultEase over HTTPS (--public-url https://…)"
+        );
+    }
+    (http::security::Origins::new(&public, args.bind, explicit), app::ssr::session::Cookies { secure })
 }
 
 /// Serves until SIGINT or SIGTERM, then stops gracefully.

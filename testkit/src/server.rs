@@ -124,6 +124,8 @@ impl TestServerBuilder {
             bind: "127.0.0.1:0".parse().expect("an address"),
             site_root: dir.path().join("site"),
             demo: false,
+            public_url: None,
+            hash_concurrency: 2,
             header_timeout: self.header_timeout,
             max_replay: self.max_replay,
             mqtt: MqttArgs {

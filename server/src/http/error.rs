@@ -25,7 +25,7 @@ impl HttpError {
     fn code(&self) -> &'static str {
         match self.0 {
             AppError::Invalid { .. } => "invalid",
-            AppError::Unauthorized => "unauthorized",
+            AppError::Unauthorized | AppError::BadCredentials => "unauthorized",
             AppError::Forbidden => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",

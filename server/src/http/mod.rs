@@ -1,12 +1,14 @@
 //! The HTTP layer: Leptos pages and server functions, the live stream, health checks, metrics,
 //! static assets. [`app`] builds the router (tests drive it with `oneshot`); [`listener`] serves it.
 
+pub mod account;
 mod assets;
 mod error;
 mod health;
 pub mod listener;
 mod live;
 mod metrics;
+pub mod security;
 
 pub use error::HttpError;
 
@@ -28,6 +30,11 @@ use tower_http::trace::TraceLayer;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: store::Store,
+    /// Accounts, sign-in, sessions.
+    pub auth: auth::Auth,
+    pub cookies: app::ssr::session::Cookies,
+    /// Origins allowed to send state-changing requests.
+    pub origins: Arc<security::Origins>,
     pub started: Instant,
     pub leptos: LeptosOptions,
     pub assets: Option<Assets>,
@@ -60,7 +67,13 @@ impl AppState {
             .site_pkg_dir("pkg")
             .build();
         let assets = assets::read_manifest(&site_root);
+        let hasher = auth::Hasher::new(1).unwrap_or_else(|_| auth::Hasher::for_tests());
+        let bind: std::net::SocketAddr = ([127, 0, 0, 1], 3000).into();
+        let public = url::Url::parse("http://127.0.0.1:3000").expect("a constant URL parses");
         AppState {
+            auth: auth::Auth::new(store.clone(), hasher),
+            cookies: app::ssr::session::Cookies { secure: true },
+            origins: Arc::new(security::Origins::new(&public, bind, false)),
             store,
             started: Instant::now(),
             leptos,
@@ -76,7 +89,7 @@ impl AppState {
     }
 
     fn app_context(&self) -> AppContext {
-        AppContext { store: self.store.clone(), started: self.started }
+        AppContext { store: self.store.clone(), auth: self.auth.clone(), cookies: self.cookies, started: self.started }
     }
 }
 
@@ -104,6 +117,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(account::routes())
         .route("/api/faculty", axum::routing::get(live::faculty))
         .nest("/pkg", assets::pkg_service(&state))
         .leptos_routes_with_context(&state, routes, context.clone(), {
@@ -116,6 +130,8 @@ pub fn app(state: AppState) -> Router {
         // Event streams are added after (outside) the compression layer: they are never compressed,
         // and its body wrapper (sized for a brotli encoder, ~6 KB) would sit in every open stream.
         .route("/api/events", axum::routing::get(live::events))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::csrf))
+        .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

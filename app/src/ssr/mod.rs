@@ -1,4 +1,6 @@
-//! Server-only pieces of the app: the context server functions run in, and error mapping.
+//! Server-only pieces of the app: the context server functions run in, sessions, error mapping.
+
+pub mod session;
 
 use crate::AppError;
 use std::time::Instant;
@@ -7,6 +9,8 @@ use std::time::Instant;
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub store: store::Store,
+    pub auth: auth::Auth,
+    pub cookies: session::Cookies,
     pub started: Instant,
 }
 

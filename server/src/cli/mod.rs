@@ -1,0 +1,267 @@
+//! The admin CLI: `consultease faculty|desk|admin|student|kiosk …`, on the same store (and the same
+//! accounts service) as the server. Every change it makes to accounts is audited as `cli`.
+
+mod secret;
+
+use crate::config::{AdminCmd, DeskCmd, FacultyCmd, KioskCmd, StudentCmd};
+use anyhow::{Context, bail};
+use auth::{Auth, Client};
+use std::io::Write;
+use store::{NewFaculty, NewStudent, Store};
+
+/// The accounts service for the CLI (production hashing cost).
+pub fn accounts(store: Store) -> anyhow::Result<Auth> {
+    Ok(Auth::new(store, auth::Hasher::new(1)?))
+}
+
+fn actor() -> String {
+    match std::env::var("USER") {
+        Ok(user) if !user.is_empty() => format!("cli:{user}"),
+        _ => "cli".to_owned(),
+    }
+}
+
+fn client() -> Client {
+    Client { addr: None, user_agent: Some("consultease-cli".into()) }
+}
+
+pub async fn admin(auth: &Auth, cmd: AdminCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        AdminCmd::Create { username } => {
+            domain::auth::check_username(&username).map_err(anyhow::Error::msg)?;
+            let password = secret::read("password")?;
+            let id = auth.create_admin(&username, &password, &actor(), &client()).await?;
+            writeln!(out, "admin {username} created (id {id})")?;
+        }
+        AdminCmd::List => {
+            writeln!(out, "{:>5}  {:<32} {:<8}", "ID", "USERNAME", "ACTIVE")?;
+            for a in auth.store().list_admins().await? {
+                writeln!(out, "{:>5}  {:<32} {:<8}", a.id, a.username, if a.active { "yes" } else { "no" })?;
+            }
+        }
+        AdminCmd::Passwd { username } => {
+            let password = secret::read("new password")?;
+            auth.set_admin_password(&username, &password, &actor(), &client()).await?;
+            writeln!(out, "password of {username} changed; their sessions ended")?;
+        }
+        AdminCmd::Disable { username } => {
+            auth.disable_admin(&username, &actor(), &client()).await?;
+            writeln!(out, "admin {username} disabled; their sessions ended")?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn student(auth: &Auth, cmd: StudentCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    let store = auth.store();
+    let audit =
+        |action: &str, number: &str| auth.entry(&actor(), action, Some(format!("student:{number}")), None, &client());
+    match cmd {
+        StudentCmd::Add { number, name, email, department, card } => {
+            let r = domain::roster::check(&number, &name, email.as_deref(), department.as_deref(), card.as_deref())
+                .map_err(|errs| {
+                    anyhow::anyhow!(errs.into_iter().map(|(f, e)| format!("{f}: {e}")).collect::<Vec<_>>().join("; "))
+                })?;
+            let new = NewStudent {
+                number: r.number,
+                name: r.name,
+                email: r.email,
+                department: r.department,
+                card_uid: r.card_uid,
+            };
+            let id = store.add_student(&new).await?;
+            store.audit(&audit("student_added", &new.number)).await?;
+            writeln!(out, "{id}")?;
+        }
+        StudentCmd::SetPin { number } => {
+            let pin = secret::read("PIN")?;
+            auth.set_student_pin(&number, &pin, &actor(), &client()).await?;
+            writeln!(out, "PIN of {number} set; their sessions ended")?;
+        }
+        StudentCmd::SetCard { number, card } => {
+            let uid = match card.as_deref() {
+                Some(raw) => Some(domain::auth::normalize_card_uid(raw).context("a card UID is 4 to 32 hex digits")?),
+                None => None,
+            };
+            store.set_student_card(&number, uid.as_deref()).await?;
+            store
+                .audit(&audit(if uid.is_some() { "student_card_set" } else { "student_card_cleared" }, &number))
+                .await?;
+            writeln!(out, "card of {number}: {}", uid.as_deref().unwrap_or("none"))?;
+        }
+        StudentCmd::Disable { number } => {
+            store.disable_student(&number).await?;
+            store.audit(&audit("student_disabled", &number)).await?;
+            writeln!(out, "student {number} disabled; their sessions ended")?;
+        }
+        StudentCmd::List => {
+            writeln!(out, "{:>5}  {:<16} {:<30} {:<12} {:<4} {:<6}", "ID", "NUMBER", "NAME", "CARD", "PIN", "ACTIVE")?;
+            for s in store.list_students().await? {
+                let yes = |b: bool| if b { "yes" } else { "no" };
+                writeln!(
+                    out,
+                    "{:>5}  {:<16} {:<30} {:<12} {:<4} {:<6}",
+                    s.id,
+                    s.number,
+                    s.name,
+                    s.card_uid.as_deref().unwrap_or("-"),
+                    yes(s.has_pin),
+                    yes(s.active)
+                )?;
+            }
+        }
+        StudentCmd::Import { file, partial } => import(auth, &file, partial, out).await?,
+    }
+    Ok(())
+}
+
+/// Reads a roster CSV, checks every row (and, against the database, numbers and cards taken),
+/// prints a report, and writes all rows, none, or with `partial` the valid ones.
+async fn import(auth: &Auth, file: &std::path::Path, partial: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    use domain::roster::{RowError, check, check_all};
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
+    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(number), Some(name)) = (col("number"), col("name")) else {
+        bail!(
+            "the header row must name at least the columns `number` and `name` (and may have email, department, card)"
+        );
+    };
+    let (email, department, card) = (col("email"), col("department"), col("card"));
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let row = i + 1;
+        let record = record.with_context(|| format!("row {row} is not valid CSV"))?;
+        let field = |c: Option<usize>| c.and_then(|c| record.get(c));
+        rows.push((
+            row,
+            check(
+                field(Some(number)).unwrap_or(""),
+                field(Some(name)).unwrap_or(""),
+                field(email),
+                field(department),
+                field(card),
+            ),
+        ));
+    }
+    let (valid, mut errors) = check_all(rows);
+    let store = auth.store();
+    let mut fresh = Vec::with_capacity(valid.len());
+    for (row, r) in valid {
+        if store.student_by_number(&r.number).await?.is_some() {
+            errors.push(RowError { row, field: "number", reason: format!("student {} exists already", r.number) });
+        } else if let Some(card) = &r.card_uid
+            && store.student_credential_by_card(card).await?.is_some()
+        {
+            errors.push(RowError { row, field: "card", reason: format!("card {card} belongs to another student") });
+        } else {
+            fresh.push(NewStudent {
+                number: r.number,
+                name: r.name,
+                email: r.email,
+                department: r.department,
+                card_uid: r.card_uid,
+            });
+        }
+    }
+    errors.sort_by_key(|e| e.row);
+    for e in &errors {
+        writeln!(out, "row {}: {}: {}", e.row, e.field, e.reason)?;
+    }
+    if !errors.is_empty() && !partial {
+        bail!("{} problem(s); nothing imported (fix them, or import the valid rows with --partial)", errors.len());
+    }
+    store.add_students(&fresh).await?;
+    let detail = format!(
+        r#"{{"file":{},"imported":{},"skipped":{}}}"#,
+        serde_json::Value::from(file.display().to_string()),
+        fresh.len(),
+        errors.len()
+    );
+    store.audit(&auth.entry(&actor(), "students_imported", None, Some(detail), &client())).await?;
+    writeln!(out, "imported {} student(s); {} row(s) skipped", fresh.len(), skipped.len())?;
+    Ok(())
+}
+
+pub async fn kiosk(auth: &Auth, cmd: KioskCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        KioskCmd::Add { name } => {
+            let (id, code) = auth.add_kiosk(&name, &actor(), &client()).await?;
+            writeln!(out, "kiosk {id} ({name}) registered")?;
+            writeln!(out, "enrolment code: {code}  (valid 15 minutes; open /kiosk/enrol on the kiosk's browser)")?;
+        }
+        KioskCmd::List => {
+            let now = store::now_ms();
+            writeln!(out, "{:>4}  {:<24} {:<22} {:<16}", "ID", "NAME", "STATE", "LAST SEEN")?;
+            for k in auth.store().list_kiosks().await? {
+                let state = match (k.revoked_at, k.enrolled_at, k.code_expires_at) {
+                    (Some(_), _, _) => "revoked".to_owned(),
+                    (None, Some(_), _) => "enrolled".to_owned(),
+                    (None, None, Some(exp)) if exp > now => format!("code valid {} min", (exp - now) / 60_000 + 1),
+                    _ => "code expired".to_owned(),
+                };
+                let seen = k.last_seen.map_or("never".into(), |t| format!("{} s ago", (now - t).max(0) / 1000));
+                writeln!(out, "{:>4}  {:<24} {:<22} {:<16}", k.id, k.name, state, seen)?;
+            }
+        }
+        KioskCmd::Revoke { id } => {
+            auth.revoke_kiosk(id, &actor(), &client()).await?;
+            writeln!(out, "kiosk {id} revoked")?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn faculty(store: &Store, cmd: FacultyCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        FacultyCmd::Add { name, department, email } => {
+            let id = store.add_faculty(&NewFaculty { name, department, email }).await?;
+            writeln!(out, "{id}")?;
+        }
+        FacultyCmd::List => {
+            let snap = store.snapshot().await?;
+            writeln!(out, "{:>5}  {:<30} {:<24} {:<10} {:>7}", "ID", "NAME", "DEPARTMENT", "STATUS", "VERSION")?;
+            for f in snap.faculty {
+                writeln!(out, "{:>5}  {:<30} {:<24} {:<10} {:>7}", f.id, f.name, f.department, f.status, f.version)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        DeskCmd::Add { desk, faculty } => {
+            store.add_desk(&desk, faculty).await?;
+            writeln!(out, "desk {desk} bound to faculty member {faculty}")?;
+        }
+        DeskCmd::ResetClock { desk } => {
+            store.reset_desk_clock(&desk).await?;
+            let entry = store::AuditEntry {
+                actor: actor(),
+                action: "desk_clock_reset".into(),
+                subject: Some(format!("desk:{desk}")),
+                user_agent: Some("consultease-cli".into()),
+                ..Default::default()
+            };
+            store.audit(&entry).await?;
+            writeln!(out, "desk {desk}: clock reset; its next message applies")?;
+        }
+        DeskCmd::List => {
+            let now = store::now_ms();
+            writeln!(out, "{:<20} {:>7} {:<7} {:<16} {:>12}", "DESK", "FACULTY", "ONLINE", "LAST SEEN", "BOOT:SEQ")?;
+            for d in store.list_desks().await? {
+                let faculty = d.faculty_id.map_or("-".into(), |f| f.to_string());
+                let seen = d.last_seen.map_or("never".into(), |t| format!("{} s ago", (now - t).max(0) / 1000));
+                let clock = match (d.boot, d.seq) {
+                    (Some(b), Some(s)) => format!("{b}:{s}"),
+                    _ => "-".into(),
+                };
+                let online = if d.online { "yes" } else { "no" };
+                writeln!(out, "{:<20} {:>7} {:<7} {:<16} {:>12}", d.id, faculty, online, seen, clock)?;
+            }
+        }
+    }
+    Ok(())
+}
