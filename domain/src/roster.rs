@@ -22,6 +22,9 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// The problems of one record: (field, reason) each.
+pub type FieldErrors = Vec<(&'static str, String)>;
+
 /// Checks one record's fields. `None`/empty optional fields are absent.
 pub fn check(
     number: &str,
@@ -29,7 +32,7 @@ pub fn check(
     email: Option<&str>,
     department: Option<&str>,
     card: Option<&str>,
-) -> Result<StudentRecord, Vec<(&'static str, String)>> {
+) -> Result<StudentRecord, FieldErrors> {
     let mut errors = Vec::new();
     let opt = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let number = number.trim();
@@ -70,7 +73,7 @@ pub fn check(
 /// The rows' errors, including numbers and cards given twice in the file. Returns the valid
 /// records (with their row numbers) and every error, sorted by row.
 pub fn check_all(
-    rows: Vec<(usize, Result<StudentRecord, Vec<(&'static str, String)>>)>,
+    rows: Vec<(usize, Result<StudentRecord, FieldErrors>)>,
 ) -> (Vec<(usize, StudentRecord)>, Vec<RowError>) {
     let mut ok = Vec::new();
     let mut errors = Vec::new();

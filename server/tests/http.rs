@@ -130,6 +130,7 @@ async fn the_public_system_info_endpoint_is_gone() {
     let (state, _dir) = state_with_site().await;
     let req = Request::post("/api/system_info")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
         .body(Body::empty())
         .unwrap();
     let res = app(state.clone()).oneshot(req).await.unwrap();

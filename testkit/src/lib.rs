@@ -5,14 +5,17 @@
 //! - [`brokers`]: the embedded broker and Mosquitto (required on CI);
 //! - [`Desk`]: a desk unit over MQTT, speaking docs/PROTOCOL.md through `domain::protocol`;
 //! - [`sse`]: a frugal live-stream client;
+//! - [`Browser`]: HTTP with cookies and a page's request headers (or an attacker's);
 //! - [`eventually`], [`unique`]: waiting on a condition, unique names.
 
 pub mod brokers;
+mod browser;
 mod desk;
 mod server;
 pub mod sse;
 
 pub use brokers::Broker;
+pub use browser::{Browser, Reply};
 pub use desk::Desk;
 pub use server::{TestServer, TestServerBuilder};
 

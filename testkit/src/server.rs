@@ -74,6 +74,34 @@ impl TestServer {
         id
     }
 
+    /// The accounts service the server uses.
+    pub fn auth(&self) -> &auth::Auth {
+        &self.running.state.auth
+    }
+
+    /// Creates an admin (as the CLI would).
+    pub async fn admin(&self, username: &str, password: &str) {
+        self.auth().create_admin(username, password, "test", &auth::Client::default()).await.expect("admin created");
+    }
+
+    /// Adds a student with a PIN (and a card, if given); returns their id.
+    pub async fn student(&self, number: &str, name: &str, pin: &str, card: Option<&str>) -> i64 {
+        let new = store::NewStudent {
+            number: number.into(),
+            name: name.into(),
+            card_uid: card.map(str::to_owned),
+            ..Default::default()
+        };
+        let id = self.store.add_student(&new).await.expect("student added");
+        self.auth().set_student_pin(number, pin, "test", &auth::Client::default()).await.expect("PIN set");
+        id
+    }
+
+    /// A browser on this server's pages.
+    pub fn browser(&self) -> crate::Browser {
+        crate::Browser::new(&self.url)
+    }
+
     pub async fn stop(self) {
         self.running.stop().await;
     }

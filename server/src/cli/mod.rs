@@ -173,11 +173,13 @@ async fn import(auth: &Auth, file: &std::path::Path, partial: bool, out: &mut im
         bail!("{} problem(s); nothing imported (fix them, or import the valid rows with --partial)", errors.len());
     }
     store.add_students(&fresh).await?;
+    let mut skipped: Vec<usize> = errors.iter().map(|e| e.row).collect();
+    skipped.dedup();
     let detail = format!(
         r#"{{"file":{},"imported":{},"skipped":{}}}"#,
         serde_json::Value::from(file.display().to_string()),
         fresh.len(),
-        errors.len()
+        skipped.len()
     );
     store.audit(&auth.entry(&actor(), "students_imported", None, Some(detail), &client())).await?;
     writeln!(out, "imported {} student(s); {} row(s) skipped", fresh.len(), skipped.len())?;
