@@ -31,7 +31,8 @@ before(async () => {
       desks.push(d);
     }
   }
-  browser = await launchBrowser();
+  // axe-core is injected as an inline script: the test, not the app, needs the CSP bypassed.
+  browser = await launchBrowser({ bypassCSP: true });
 });
 
 after(async () => {

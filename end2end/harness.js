@@ -90,6 +90,13 @@ export async function startServer(extraArgs = []) {
     cli(...args) {
       return execFileSync(BIN, args, { env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl } }).toString();
     },
+    /** The same, with `input` on standard input (passwords and PINs are never flags). */
+    cliWithInput(input, ...args) {
+      return execFileSync(BIN, args, {
+        input,
+        env: { ...process.env, CONSULTEASE_DATABASE_URL: this.databaseUrl },
+      }).toString();
+    },
     async dispose() {
       await this.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -114,12 +121,16 @@ async function waitReady(server) {
   throw new Error(`server not ready after 30 s:\n${server.log}`);
 }
 
-/** Headless Debian Chromium with the flags this machine needs; collects console errors. */
-export async function launchBrowser() {
+/** Headless Debian Chromium with the flags this machine needs; collects console errors. With
+ * `javaScriptEnabled: false` it is a browser without JavaScript (pages must work from plain HTML).
+ * `bypassCSP` lets a test inject its own script (axe-core): the app's pages never need it. */
+export async function launchBrowser({ javaScriptEnabled = true, bypassCSP = false } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'consultease-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: '/usr/bin/chromium',
     headless: true,
+    javaScriptEnabled,
+    bypassCSP,
     args: [
       '--headless',
       '--no-sandbox',

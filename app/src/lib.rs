@@ -2,6 +2,7 @@
 //! Compiled twice: with `ssr` into the server (rendering, server functions) and with `hydrate` into
 //! the browser bundle. Server-only code lives in [`ssr`].
 
+pub mod account;
 pub mod error;
 pub mod format;
 pub mod live;
@@ -17,6 +18,7 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
     SsrMode, StaticSegment,
     components::{Route, Router, Routes},
+    path,
 };
 
 /// The browser bundle's file names as served under `/pkg` (content-hashed by `cargo xtask`).
@@ -98,6 +100,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser: this marks the page as hydrated (for tests and styles).
+    Effect::new(|_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "");
+        }
+    });
     view! {
         <Title text="ConsultEase" />
         <Router>
@@ -106,6 +115,9 @@ pub fn App() -> impl IntoView {
                 // complete before (or without) the wasm.
                 <Route path=StaticSegment("") view=pages::Home ssr=SsrMode::Async />
                 <Route path=StaticSegment("kiosk") view=pages::Kiosk ssr=SsrMode::Async />
+                <Route path=StaticSegment("sign-in") view=pages::SignIn ssr=SsrMode::Async />
+                <Route path=path!("/admin/sign-in") view=pages::AdminSignInPage ssr=SsrMode::Async />
+                <Route path=path!("/kiosk/enrol") view=pages::KioskEnrolPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

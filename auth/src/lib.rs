@@ -103,6 +103,8 @@ pub enum AuthError {
 pub struct Auth {
     store: Store,
     hasher: Hasher,
+    /// How long a kiosk student session lasts without input.
+    kiosk_idle_ms: i64,
 }
 
 /// A fresh random secret: 32 bytes from the OS, hex.
@@ -126,7 +128,22 @@ fn normalize_code(code: &str) -> String {
 
 impl Auth {
     pub fn new(store: Store, hasher: Hasher) -> Auth {
-        Auth { store, hasher }
+        Auth { store, hasher, kiosk_idle_ms: SessionPolicy::KIOSK_STUDENT.idle_ms }
+    }
+
+    /// Sets how long a student's session at a kiosk lasts without input (default 120 s).
+    pub fn with_kiosk_idle(mut self, idle: std::time::Duration) -> Auth {
+        self.kiosk_idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX).max(1_000);
+        self
+    }
+
+    fn policy(&self, p: &Principal) -> SessionPolicy {
+        match p {
+            Principal::Student { kiosk_id: Some(_), .. } => {
+                SessionPolicy { idle_ms: self.kiosk_idle_ms, ..SessionPolicy::KIOSK_STUDENT }
+            }
+            other => other.policy(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -303,7 +320,7 @@ impl Auth {
                 .map(|s| Principal::Student { id: s.id, number: s.number, name: s.name, kiosk_id: row.kiosk_id }),
         };
         let now = now_ms();
-        let Some(principal) = principal.filter(|p| p.policy().alive(row.created_at, row.last_seen, now)) else {
+        let Some(principal) = principal.filter(|p| self.policy(p).alive(row.created_at, row.last_seen, now)) else {
             self.store.end_session(&hash, None).await?;
             return Ok(None);
         };
@@ -311,7 +328,7 @@ impl Auth {
         if now - row.last_seen >= 1_000 {
             self.store.touch_session(&hash, now).await?;
         }
-        let policy = principal.policy();
+        let policy = self.policy(&principal);
         Ok(Some(Session { ends_at: policy.ends_at(row.created_at, now), idle_ms: policy.idle_ms, principal }))
     }
 

@@ -195,6 +195,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSULTEASE_HASH_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub hash_concurrency: u16,
 
+    /// A student signed in at a kiosk is signed out after this long without touching the screen
+    /// (a countdown shows for the last 90 s).
+    #[arg(long, env = "CONSULTEASE_KIOSK_IDLE", default_value = "120s", value_parser = parse_duration)]
+    pub kiosk_idle: Duration,
+
     /// A client must send a request's headers within this long (on a new connection, and between
     /// requests on a kept-alive one), or the connection is closed.
     #[arg(long, env = "CONSULTEASE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

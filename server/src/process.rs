@@ -51,7 +51,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     state.max_replay = args.max_replay;
     state.metrics = metrics.clone();
     let hasher = auth::Hasher::new(usize::from(args.hash_concurrency))?;
-    state.auth = auth::Auth::new(store.clone(), hasher);
+    state.auth = auth::Auth::new(store.clone(), hasher).with_kiosk_idle(args.kiosk_idle);
     let (origins, cookies) = web_security(&args);
     state.origins = Arc::new(origins);
     state.cookies = cookies;

@@ -154,6 +154,7 @@ impl TestServerBuilder {
             demo: false,
             public_url: None,
             hash_concurrency: 2,
+            kiosk_idle: Duration::from_secs(120),
             header_timeout: self.header_timeout,
             max_replay: self.max_replay,
             mqtt: MqttArgs {

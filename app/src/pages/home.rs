@@ -1,3 +1,4 @@
+use crate::pages::AccountBar;
 use crate::pages::board::BoardPage;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,6 +14,7 @@ fn Header(#[prop(optional)] kiosk: bool) -> impl IntoView {
             <nav class="views" aria-label="Views">
                 <a href="/" aria-current=(!kiosk).then_some("page")>"Board"</a>
                 <a href="/kiosk" aria-current=kiosk.then_some("page")>"Kiosk"</a>
+                <AccountBar />
             </nav>
         </header>
     }

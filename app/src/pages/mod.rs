@@ -1,6 +1,8 @@
+mod account;
 pub mod board;
 mod home;
 
+pub use account::{AccountBar, AdminSignInPage, KioskEnrolPage, SignIn};
 pub use home::{Home, Kiosk};
 
 use leptos::prelude::*;

@@ -29,10 +29,17 @@ pub fn internal(detail: impl std::fmt::Display) -> AppError {
     AppError::Internal(reference)
 }
 
-/// Ends a server function: an error also sets the response's status (4xx/5xx, never 200).
+/// Ends a server function: an error also sets the response's status (4xx/5xx, never 200) — except
+/// for a plain form post (no JavaScript), which the server answers with a redirect back to the form
+/// carrying the error in its URL: a browser follows a 302, not a 401.
 pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     if let Err(e) = &result {
-        crate::error::set_status(e);
+        let form_post = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
+            p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
+        });
+        if !form_post {
+            crate::error::set_status(e);
+        }
     }
     result
 }
