@@ -65,9 +65,24 @@ pub struct LoadgenArgs {
     /// Also time this many sequential `GET /` (server-side rendering of the whole board).
     #[arg(long, default_value_t = 0)]
     pub ssr_requests: usize,
+    /// While publishing, also send this many wrong-password admin sign-ins per second, each from
+    /// one of 200 loopback source addresses (127.0.0.2…) in turn, for names that do not exist: every
+    /// one costs the server a full argon2id verification (no address or account gets locked out
+    /// within a 20 s run at 50/s), the worst case a distributed guesser can impose.
+    #[arg(long, default_value_t = 0.0)]
+    pub sign_in_flood: f64,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// What the sign-in flood saw.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Flood {
+    pub sent: u64,
+    /// Answers by HTTP status.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    pub latency: Latency,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -137,6 +152,7 @@ pub struct Report {
     /// `GET /` round trips (new connection each), when asked for.
     pub ssr: Option<Latency>,
     pub board_size: usize,
+    pub sign_in_flood: Option<Flood>,
 }
 
 impl Report {
@@ -270,6 +286,58 @@ async fn connect(
     drive(el, tx, sink);
     tokio::time::timeout(Duration::from_secs(10), rx).await.context("no connection to the broker")??;
     Ok(client)
+}
+
+/// Wrong-password sign-ins at `rate` per second for `duration`, round-robin over 200 loopback
+/// source addresses, each for a name that does not exist.
+async fn sign_in_flood(host: String, port: u16, rate: f64, duration: Duration, stop: tokio_util::sync::CancellationToken) -> Flood {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u32)>();
+    let start = Instant::now();
+    let total = (rate * duration.as_secs_f64()) as u64;
+    let mut sent = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while sent < total && !stop.is_cancelled() {
+        tick.tick().await;
+        while sent < due(start.elapsed(), rate, total) {
+            let (host, tx) = (host.clone(), tx.clone());
+            let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (sent % 200) as u8);
+            let body = format!(r#"{{"username":"flood-{sent}","password":"not the password {sent}"}}"#);
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let status = http_post_from(source, &host, port, "/api/admin/sign-in", &body).await.unwrap_or(0);
+                let _ = tx.send((status, t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32));
+            });
+            sent += 1;
+        }
+    }
+    drop(tx);
+    let mut flood = Flood { sent, ..Flood::default() };
+    let mut lat = Vec::with_capacity(sent as usize);
+    while let Some((status, micros)) = rx.recv().await {
+        *flood.statuses.entry(status).or_default() += 1;
+        lat.push(micros);
+    }
+    flood.latency = Latency::of(lat);
+    flood
+}
+
+/// A plain HTTP/1.1 POST of JSON from a given local address, as a page of the server's would send
+/// it; returns the status.
+async fn http_post_from(source: std::net::Ipv4Addr, host: &str, port: u16, path: &str, body: &str) -> Result<u16> {
+    let ip: std::net::IpAddr = host.parse().context("the flood needs the server's IP address")?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((source, 0).into())?;
+    let mut s = socket.connect((ip, port).into()).await?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no HTTP status")
 }
 
 /// How many of `total` messages are due `elapsed` into a schedule of `rate` per second: message
@@ -535,6 +603,10 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
         })
     };
 
+    let flood = (args.sign_in_flood > 0.0).then(|| {
+        let (host, stop) = (host.clone(), shared.stop.clone());
+        tokio::spawn(sign_in_flood(host, port, args.sign_in_flood, args.duration, stop))
+    });
     let t0 = Instant::now();
     let start_ns = shared.start.elapsed().as_nanos() as u64;
     let mut seqs: Vec<u64> = vec![2; d];
@@ -582,6 +654,10 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
     }
     drain.abort();
     progress.abort();
+    let sign_in_flood = match flood {
+        Some(f) => Some(f.await?),
+        None => None,
+    };
     let after = pid.and_then(procstat::sample);
     let metrics_after = http_get(&host, port, "/metrics").await.unwrap_or_default();
     let _ = publisher.disconnect().await;
@@ -600,6 +676,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
         committed: committed.max(0) as u64,
         floor,
         ssr,
+        sign_in_flood,
         board_size,
         ..Default::default()
     };
@@ -676,6 +753,12 @@ pub fn print(r: &Report) {
         }
     }
     println!("generator CPU {:.2} cores", r.generator_cpu_cores);
+    if let Some(f) = &r.sign_in_flood {
+        println!(
+            "sign-in flood: {} sent, answers {:?}, latency p50 {:.1} ms p99 {:.1} ms",
+            f.sent, f.statuses, f.latency.p50_ms, f.latency.p99_ms
+        );
+    }
     if let Some(s) = &r.ssr {
         println!(
             "GET / with {} faculty: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests)",
