@@ -290,7 +290,13 @@ async fn connect(
 
 /// Wrong-password sign-ins at `rate` per second for `duration`, round-robin over 200 loopback
 /// source addresses, each for a name that does not exist.
-async fn sign_in_flood(host: String, port: u16, rate: f64, duration: Duration, stop: tokio_util::sync::CancellationToken) -> Flood {
+async fn sign_in_flood(
+    host: String,
+    port: u16,
+    rate: f64,
+    duration: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> Flood {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u32)>();
     let start = Instant::now();
     let total = (rate * duration.as_secs_f64()) as u64;
