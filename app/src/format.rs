@@ -50,6 +50,7 @@ mod tests {
             desk_online: status != Status::Offline,
             last_seen,
             changed_at,
+            waiting: 0,
             version: 1,
         }
     }

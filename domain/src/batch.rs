@@ -45,6 +45,8 @@ pub struct FacultyState {
     pub status: Status,
     pub admin_override: Option<AdminOverride>,
     pub changed_at: i64,
+    /// Consultation requests waiting (carried into every event of the row).
+    pub waiting: i64,
     pub version: i64,
 }
 
@@ -182,6 +184,7 @@ fn faculty_view(f: &FacultyState, desk: &DeskRecord, last_seen: Option<i64>, now
         desk_online: desk.online,
         last_seen,
         changed_at: if status == f.status { f.changed_at } else { now },
+        waiting: f.waiting,
         version: f.version + 1,
     }
 }
@@ -204,6 +207,7 @@ mod tests {
             status: Status::Offline,
             admin_override: None,
             changed_at: 0,
+            waiting: 0,
             version: 4,
         };
         (desks, HashMap::from([(1, ada)]))

@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: credential policies, lockout after failed sign-ins, session lifetimes.
 //! - [`batch`]: how a batch of desk changes is decided (the ingest transaction's pure middle).
+//! - [`consultation`]: a consultation request's life (a state machine) and its rules.
 //! - [`clock`]: a desk's (boot, seq) clock and its ordering.
 //! - [`desk`]: how a desk message changes a desk's recorded state (stale, duplicate, reordered).
 //! - [`roster`]: what a student record is; checking an import row by row.
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod batch;
 pub mod clock;
+pub mod consultation;
 pub mod desk;
 pub mod model;
 pub mod protocol;

@@ -17,6 +17,9 @@ pub struct FacultyView {
     pub last_seen: Option<i64>,
     /// When `status` last changed.
     pub changed_at: i64,
+    /// Consultation requests waiting for this faculty member (a count; no names).
+    #[serde(default)]
+    pub waiting: i64,
     /// Bumps on every committed change of this row; readers drop anything older than they hold.
     pub version: i64,
 }
@@ -91,6 +94,7 @@ mod tests {
             desk_online: true,
             last_seen: None,
             changed_at: 0,
+            waiting: 0,
             version,
         }
     }

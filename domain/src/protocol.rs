@@ -6,6 +6,7 @@
 //! objects carrying the desk's clock (`boot`, `seq`).
 
 use crate::clock::DeskClock;
+use crate::consultation::{self, Action};
 use crate::desk::DeskMessage;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -21,16 +22,22 @@ pub enum Kind {
     State,
     Online,
     Heartbeat,
+    /// The desk shows queue snapshot `version` (v1 addition).
+    QueueAck,
+    /// A faculty member's answer to a request (v1 addition).
+    Reply,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::State, Kind::Online, Kind::Heartbeat];
+    pub const ALL: [Kind; 5] = [Kind::State, Kind::Online, Kind::Heartbeat, Kind::QueueAck, Kind::Reply];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::State => "state",
             Kind::Online => "online",
             Kind::Heartbeat => "heartbeat",
+            Kind::QueueAck => "queue_ack",
+            Kind::Reply => "reply",
         }
     }
 
@@ -88,6 +95,11 @@ pub fn topic(prefix: &str, desk: &str, kind: Kind) -> String {
     format!("{prefix}/desk/{desk}/{}", kind.as_str())
 }
 
+/// The server → desk topic of a desk's queue snapshot (QoS 1, retained).
+pub fn queue_topic(prefix: &str, desk: &str) -> String {
+    format!("{prefix}/desk/{desk}/queue")
+}
+
 /// Splits `P/desk/{desk}/{kind}` into the desk id and the kind. A topic holding a wildcard (`+`,
 /// `#`) or NUL is never a desk topic: a broker must not pass one on, and if it does it is refused
 /// here before anything else is looked at.
@@ -114,6 +126,10 @@ pub enum Payload {
     Online { clock: DeskClock, online: bool },
     /// `P/desk/{desk}/heartbeat`, QoS 0: liveness, and what the firmware tells about itself.
     Heartbeat { clock: DeskClock, info: DeskInfo },
+    /// `P/desk/{desk}/queue_ack`, QoS 1: the desk now shows queue snapshot `version`.
+    QueueAck { clock: DeskClock, version: i64 },
+    /// `P/desk/{desk}/reply`, QoS 1: the faculty member answered request `request`.
+    Reply { clock: DeskClock, request: i64, action: Action, note: Option<String> },
 }
 
 /// Optional facts a heartbeat may carry, for the admin's desk list.
@@ -135,21 +151,30 @@ impl Payload {
             Payload::State { .. } => Kind::State,
             Payload::Online { .. } => Kind::Online,
             Payload::Heartbeat { .. } => Kind::Heartbeat,
+            Payload::QueueAck { .. } => Kind::QueueAck,
+            Payload::Reply { .. } => Kind::Reply,
         }
     }
 
     pub fn clock(&self) -> DeskClock {
         match self {
-            Payload::State { clock, .. } | Payload::Online { clock, .. } | Payload::Heartbeat { clock, .. } => *clock,
+            Payload::State { clock, .. }
+            | Payload::Online { clock, .. }
+            | Payload::Heartbeat { clock, .. }
+            | Payload::QueueAck { clock, .. }
+            | Payload::Reply { clock, .. } => *clock,
         }
     }
 
-    /// What the desk's record rules (`crate::desk`) need of this payload.
+    /// What the desk's record rules (`crate::desk`) need of this payload: acks and replies, like
+    /// heartbeats, show the desk is alive.
     pub fn message(&self) -> DeskMessage {
         match *self {
             Payload::State { clock, present, busy } => DeskMessage::State { clock, present, busy },
             Payload::Online { clock, online } => DeskMessage::Online { clock, online },
-            Payload::Heartbeat { clock, .. } => DeskMessage::Heartbeat { clock },
+            Payload::Heartbeat { clock, .. } | Payload::QueueAck { clock, .. } | Payload::Reply { clock, .. } => {
+                DeskMessage::Heartbeat { clock }
+            }
         }
     }
 
@@ -167,13 +192,36 @@ impl Payload {
             online: Option<bool>,
             #[serde(flatten)]
             info: Option<&'a DeskInfo>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            version: Option<i64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request: Option<i64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            action: Option<Action>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            note: Option<&'a str>,
         }
         let c = self.clock();
-        let mut w = Wire { boot: c.boot, seq: c.seq, present: None, busy: None, online: None, info: None };
+        let mut w = Wire {
+            boot: c.boot,
+            seq: c.seq,
+            present: None,
+            busy: None,
+            online: None,
+            info: None,
+            version: None,
+            request: None,
+            action: None,
+            note: None,
+        };
         match self {
             Payload::State { present, busy, .. } => (w.present, w.busy) = (Some(*present), Some(*busy)),
             Payload::Online { online, .. } => w.online = Some(*online),
             Payload::Heartbeat { info, .. } => w.info = Some(info),
+            Payload::QueueAck { version, .. } => w.version = Some(*version),
+            Payload::Reply { request, action, note, .. } => {
+                (w.request, w.action, w.note) = (Some(*request), Some(*action), note.as_deref())
+            }
         }
         // A struct of plain fields always serialises.
         serde_json::to_vec(&w).unwrap_or_default()
@@ -208,7 +256,75 @@ impl Payload {
                     firmware: obj.get("firmware").and_then(Value::as_str).map(|s| s.chars().take(64).collect()),
                 },
             },
+            Kind::QueueAck => Payload::QueueAck { clock, version: obj.id("version")? },
+            Kind::Reply => {
+                let action = match obj.get("action") {
+                    None => return Err(Reject::MissingField("action")),
+                    Some(v) => v
+                        .as_str()
+                        .and_then(Action::parse)
+                        .ok_or(Reject::WrongType("action", "one of accept, busy, decline, done, no_show"))?,
+                };
+                let note = match obj.get("note") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(n)) if consultation::check_note(n).is_ok() => Some(n.clone()),
+                    Some(_) => return Err(Reject::WrongType("note", "a string of at most 140 characters")),
+                };
+                Payload::Reply { clock, request: obj.id("request")?, action, note }
+            }
         })
+    }
+}
+
+/// A desk's whole queue, as the server publishes it (retained) on `P/desk/{desk}/queue` after each
+/// committed change. `version` only grows: a desk ignores a snapshot not newer than the one it
+/// shows, so a late redelivery or a second publisher can never show an older queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    pub version: i64,
+    pub faculty: QueueFaculty,
+    /// Whether the faculty member takes requests now (available or busy).
+    pub accepting: bool,
+    /// In queue order, at most [`QueueSnapshot::MAX_ITEMS`].
+    pub items: Vec<QueueItem>,
+    /// How many more wait beyond `items`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueFaculty {
+    pub name: String,
+    pub status: crate::status::Status,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueItem {
+    pub id: i64,
+    pub ticket: String,
+    pub student: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course: Option<String>,
+    pub message: String,
+    pub requested_at: i64,
+    pub state: consultation::State,
+}
+
+impl QueueSnapshot {
+    pub const MAX_ITEMS: usize = 20;
+
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of plain fields always serialises.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// For the desk side (the simulator, tests): reads a snapshot.
+    pub fn parse(payload: &[u8]) -> Result<QueueSnapshot, Reject> {
+        serde_json::from_slice(payload).map_err(|e| Reject::MalformedJson(e.to_string()))
     }
 }
 
@@ -243,6 +359,12 @@ impl<'de> Deserialize<'de> for Object {
 impl Object {
     fn get(&self, field: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == field).map(|(_, v)| v)
+    }
+
+    /// A positive identifier (a request id, a queue version).
+    fn id(&self, field: &'static str) -> Result<i64, Reject> {
+        let v = self.uint(field, i64::MAX as u64)?;
+        i64::try_from(v).map_err(|_| Reject::WrongType(field, "a positive integer"))
     }
 
     fn uint(&self, field: &'static str, max: u64) -> Result<u64, Reject> {
@@ -280,6 +402,54 @@ mod tests {
         assert_eq!(parse_topic("consultease", "consultease/desk/a.b/state"), Err(Reject::BadDeskId));
         assert_eq!(topic("p", "d", Kind::Online), "p/desk/d/online");
         assert_eq!(subscription("p"), "p/desk/+/+");
+    }
+
+    #[test]
+    fn acks_and_replies() {
+        let c = DeskClock::new(3, 9);
+        assert_eq!(
+            Payload::parse(Kind::QueueAck, br#"{"boot":3,"seq":9,"version":12}"#),
+            Ok(Payload::QueueAck { clock: c, version: 12 })
+        );
+        assert_eq!(
+            Payload::parse(Kind::Reply, br#"{"boot":3,"seq":9,"request":41,"action":"busy","note":"5 min"}"#),
+            Ok(Payload::Reply { clock: c, request: 41, action: Action::Busy, note: Some("5 min".into()) })
+        );
+        assert_eq!(parse_topic("p", "p/desk/d/reply"), Ok(("d", Kind::Reply)));
+        assert_eq!(parse_topic("p", "p/desk/d/queue_ack"), Ok(("d", Kind::QueueAck)));
+        let bad: [(&[u8], &str); 4] = [
+            (br#"{"boot":3,"seq":9,"request":41,"action":"maybe"}"#, "wrong_type"),
+            (br#"{"boot":3,"seq":9,"request":41}"#, "missing_field"),
+            (br#"{"boot":3,"seq":9,"action":"accept"}"#, "missing_field"),
+            (br#"{"boot":3,"seq":9,"request":-1,"action":"accept"}"#, "wrong_type"),
+        ];
+        for (payload, want) in bad {
+            assert_eq!(Payload::parse(Kind::Reply, payload).map_err(|e| e.label()), Err(want));
+        }
+        let long = format!(r#"{{"boot":3,"seq":9,"request":1,"action":"busy","note":"{}"}}"#, "x".repeat(141));
+        assert_eq!(Payload::parse(Kind::Reply, long.as_bytes()).map_err(|e| e.label()), Err("wrong_type"));
+    }
+
+    #[test]
+    fn queue_snapshots_round_trip() {
+        let snap = QueueSnapshot {
+            version: 7,
+            faculty: QueueFaculty { name: "Ada".into(), status: crate::status::Status::Available },
+            accepting: true,
+            items: vec![QueueItem {
+                id: 3,
+                ticket: "T3".into(),
+                student: "Grace".into(),
+                course: Some("CS101".into()),
+                message: "Recursion".into(),
+                requested_at: 1,
+                state: consultation::State::Delivered,
+            }],
+            more: 0,
+        };
+        let json = String::from_utf8(snap.encode()).unwrap();
+        assert!(json.contains(r#""state":"delivered""#) && !json.contains("more"), "{json}");
+        assert_eq!(QueueSnapshot::parse(json.as_bytes()), Ok(snap));
     }
 
     #[test]
@@ -387,7 +557,10 @@ mod tests {
                 busy
             }),
             (clock.clone(), any::<bool>()).prop_map(|(clock, online)| Payload::Online { clock, online }),
-            (clock, info).prop_map(|(clock, info)| Payload::Heartbeat { clock, info }),
+            (clock.clone(), info).prop_map(|(clock, info)| Payload::Heartbeat { clock, info }),
+            (clock.clone(), 0..=i64::MAX).prop_map(|(clock, version)| Payload::QueueAck { clock, version }),
+            (clock, 0..=i64::MAX, prop::sample::select(Action::ALL.to_vec()), proptest::option::of("[ -~]{0,140}"))
+                .prop_map(|(clock, request, action, note)| Payload::Reply { clock, request, action, note }),
         ]
     }
 

@@ -257,7 +257,8 @@ async fn write(bulk: &BulkSql, tx: &mut Tx, found: &Found, plan: &Plan, now: i64
                     .bind(ev.desk.as_str())
                     .bind(boot)
                     .bind(seq)
-                    .bind(now);
+                    .bind(now)
+                    .bind(v.waiting);
             }
             q.fetch_all(&mut **c).await?
         });
@@ -304,7 +305,7 @@ async fn write(bulk: &BulkSql, tx: &mut Tx, found: &Found, plan: &Plan, now: i64
     Ok(ids)
 }
 
-/// The most rows one bulk statement carries: 64 rows of 13 parameters stay far below SQLite's
+/// The most rows one bulk statement carries: 64 rows of 14 parameters stay far below SQLite's
 /// 32,766 and PostgreSQL's 65,535.
 const MAX_ROWS: usize = 64;
 
@@ -360,9 +361,9 @@ impl BulkSql {
                     ),
                     insert_events: format!(
                         "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, \
-                         changed_at, last_seen, source, desk_id, boot, seq, at) VALUES {} \
+                         changed_at, last_seen, source, desk_id, boot, seq, at, waiting) VALUES {} \
                          RETURNING id, faculty_id, version",
-                        (0..n).map(|i| format!("('faculty_status', {})", params.list(i * 13 + 1, 13))).collect::<Vec<_>>().join(", ")
+                        (0..n).map(|i| format!("('faculty_status', {})", params.list(i * 14 + 1, 14))).collect::<Vec<_>>().join(", ")
                     ),
                     update_desks: format!(
                         "UPDATE desks SET last_boot = v.column3, last_seq = v.column4, state_boot = v.column5, \

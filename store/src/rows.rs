@@ -59,7 +59,7 @@ impl DeskRow {
 }
 
 pub(crate) const FACULTY_COLUMNS: &str = "id, name, department, status, \
-     override_status, override_note, override_expires_at, changed_at, version";
+     override_status, override_note, override_expires_at, changed_at, waiting, version";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct FacultyRow {
@@ -71,6 +71,7 @@ pub(crate) struct FacultyRow {
     pub override_note: Option<String>,
     pub override_expires_at: Option<i64>,
     pub changed_at: i64,
+    pub waiting: i64,
     pub version: i64,
 }
 
@@ -93,13 +94,14 @@ impl FacultyRow {
             status: parse_status(&self.status)?,
             admin_override: self.admin_override(),
             changed_at: self.changed_at,
+            waiting: self.waiting,
             version: self.version,
         })
     }
 }
 
 pub(crate) const VIEW_SELECT: &str = "SELECT f.id, f.name, f.department, f.status, f.present, f.busy, \
-     f.desk_online, d.last_seen, f.changed_at, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
+     f.desk_online, d.last_seen, f.changed_at, f.waiting, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct ViewRow {
@@ -112,6 +114,7 @@ pub(crate) struct ViewRow {
     pub desk_online: bool,
     pub last_seen: Option<i64>,
     pub changed_at: i64,
+    pub waiting: i64,
     pub version: i64,
 }
 
@@ -133,6 +136,7 @@ impl TryFrom<ViewRow> for FacultyView {
             desk_online: r.desk_online,
             last_seen: r.last_seen,
             changed_at: r.changed_at,
+            waiting: r.waiting,
             version: r.version,
         })
     }

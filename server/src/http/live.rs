@@ -219,6 +219,7 @@ mod tests {
             desk_online: true,
             last_seen: Some(1),
             changed_at: 1,
+            waiting: 0,
             version,
         };
         FacultyEvent { id, faculty }
