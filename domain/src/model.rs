@@ -24,6 +24,52 @@ pub struct FacultyView {
     pub version: i64,
 }
 
+/// A consultation request as its student sees it (`/api/me/requests`, the student's live stream).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: i64,
+    /// A short number to tell at a kiosk or the door.
+    pub ticket: String,
+    pub faculty_id: i64,
+    pub faculty_name: String,
+    pub state: crate::consultation::State,
+    /// Place in line (1 = next) while waiting.
+    pub position: Option<i64>,
+    /// The wait estimate in minutes, while waiting.
+    pub wait_min: Option<i64>,
+    pub wait_max: Option<i64>,
+    pub course: Option<String>,
+    pub message: String,
+    /// The faculty member's note with an answer.
+    pub note: Option<String>,
+    pub version: i64,
+    pub requested_at: i64,
+    pub changed_at: i64,
+}
+
+/// A student's requests with the cursor of their live stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyRequests {
+    pub cursor: i64,
+    pub requests: Vec<RequestView>,
+}
+
+/// A reader's rule for request views, as for the board: only a newer version replaces what it
+/// holds; new requests go first (newest first).
+pub fn apply_request(list: &mut Vec<RequestView>, r: RequestView) -> bool {
+    match list.iter_mut().find(|x| x.id == r.id) {
+        Some(held) if r.version <= held.version => false,
+        Some(held) => {
+            *held = r;
+            true
+        }
+        None => {
+            list.insert(0, r);
+            true
+        }
+    }
+}
+
 /// A consistent read of the board: `cursor` is the id of the newest status event it includes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {

@@ -38,3 +38,7 @@ CREATE TABLE request_events (
     at         INTEGER NOT NULL
 );
 CREATE INDEX request_events_student ON request_events (student_id, id);
+
+-- Place in line among the faculty member's waiting requests (1 = next), kept with the row so that a
+-- change of place is a change of the row (a new version the student's page shows).
+ALTER TABLE requests ADD COLUMN position INTEGER;

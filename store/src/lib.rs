@@ -38,16 +38,18 @@ mod error;
 mod ingest;
 mod meta;
 mod read;
+mod requests;
 mod rows;
 mod sessions;
 mod tx;
 
 pub use accounts::{Admin, AdminCredential, Kiosk, NewStudent, Student, StudentCredential};
 pub use admin::{DeskInfo, NewFaculty};
-pub use bus::EventBus;
+pub use bus::{Bus, EventBus};
 pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};
 pub use meta::random_hex;
+pub use requests::{Actor, DeskOutcome, NewRequest, PlaceError, RequestEvent};
 pub use sessions::{AuditEntry, AuditRow, SessionRow};
 
 use sqlx::Connection;
@@ -87,6 +89,10 @@ impl Backend {
 pub struct Store {
     db: Db,
     bus: EventBus,
+    /// Students' request events (after commit).
+    requests_bus: Bus<Arc<RequestEvent>>,
+    /// Faculty members whose desk queue changed (after commit): the queue publisher's cue.
+    queues_bus: Bus<i64>,
     /// Held from a write transaction's start until its events are published, so that this
     /// process publishes events in commit (= id) order. Writers are serialised by the database
     /// anyway (SQLite's single writer, PostgreSQL's event-log lock), so this costs no concurrency.
@@ -143,7 +149,14 @@ impl Store {
             Db::Postgres(_) => Params::Numbered,
         };
         let bulk = Arc::new(ingest::BulkSql::new(params));
-        Ok(Store { db, bus: EventBus::new(4096), write_order: Arc::default(), bulk })
+        Ok(Store {
+            db,
+            bus: EventBus::new(4096),
+            requests_bus: Bus::new(4096),
+            queues_bus: Bus::new(4096),
+            write_order: Arc::default(),
+            bulk,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -156,6 +169,16 @@ impl Store {
     /// The after-commit event bus.
     pub fn bus(&self) -> &EventBus {
         &self.bus
+    }
+
+    /// Students' request events, after their commit.
+    pub fn requests_bus(&self) -> &Bus<Arc<RequestEvent>> {
+        &self.requests_bus
+    }
+
+    /// Faculty members whose desk queue changed, after the commit.
+    pub fn queues_bus(&self) -> &Bus<i64> {
+        &self.queues_bus
     }
 
     /// Replaces the event bus with one of `capacity` (a receiver further behind than that lags).

@@ -92,7 +92,187 @@ conformance!(
     timeout_makes_a_silent_desk_offline,
     admin_errors_are_clear,
     a_pinned_clock_is_freed_by_a_reset,
+    a_request_goes_through_its_life_and_the_board_counts_it,
+    requests_refuse_what_breaks_the_rules,
+    desk_answers_are_checked_and_never_go_backwards,
+    held_requests_join_the_queue_when_the_faculty_member_returns,
+    two_requests_for_the_last_slot_at_once_one_wins,
 );
+
+async fn available(store: &Store, name: &str, desk: &str) -> i64 {
+    let id = faculty_with_desk(store, name, desk).await;
+    store.apply(&[online(desk, 1, 1, true), state(desk, 1, 2, true, false)]).await.unwrap();
+    id
+}
+
+async fn student(store: &Store, number: &str) -> i64 {
+    store
+        .add_student(&store::NewStudent {
+            number: number.into(),
+            name: format!("Student {number}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn ask(student_id: i64, faculty_id: i64, hold: bool) -> store::NewRequest {
+    store::NewRequest {
+        student_id,
+        faculty_id,
+        course: Some("CS101".into()),
+        message: "Help with recursion, please".into(),
+        hold,
+    }
+}
+
+async fn a_request_goes_through_its_life_and_the_board_counts_it(db: TestDb) {
+    use domain::consultation::{Action, Input, State};
+    let store = &db.store;
+    let f = available(store, "Ada", "rq1").await;
+    let (s1, s2) = (student(store, "S1").await, student(store, "S2").await);
+    let mut board = store.bus().subscribe();
+    let before = view(store, f).await.version;
+    let r1 = store.place_request(&ask(s1, f, false)).await.unwrap();
+    assert_eq!((r1.state, r1.position, r1.ticket.as_str()), (State::Queued, Some(1), format!("T{}", r1.id).as_str()));
+    let r2 = store.place_request(&ask(s2, f, false)).await.unwrap();
+    assert_eq!(r2.position, Some(2));
+    assert_eq!((r2.wait_min, r2.wait_max), (Some(5), Some(15)), "the default estimate without history");
+    let v = view(store, f).await;
+    assert_eq!((v.waiting, v.version), (2, before + 2), "each new request is a new version of the board's row");
+    assert_eq!(board.recv().await.unwrap().faculty.waiting, 1);
+    assert_eq!(board.recv().await.unwrap().faculty.waiting, 2);
+    // The desk's queue: both, in order, at the current queue version.
+    let (desk, q) = store.queue_snapshot(f).await.unwrap().unwrap();
+    assert_eq!(desk, "rq1");
+    assert_eq!(q.items.iter().map(|i| i.id).collect::<Vec<_>>(), [r1.id, r2.id]);
+    assert!(q.accepting && q.version >= 2);
+    // The desk shows it: both delivered.
+    assert_eq!(store.queue_ack("rq1", q.version).await.unwrap(), 2);
+    assert_eq!(store.request_view(r1.id).await.unwrap().unwrap().state, State::Delivered);
+    // Accept the first: it leaves the line, the second moves up.
+    let clock = domain::DeskClock::new(1, 10);
+    assert_eq!(store.desk_reply("rq1", clock, r1.id, Action::Accept, None).await.unwrap(), store::DeskOutcome::Applied);
+    assert_eq!(store.request_view(r2.id).await.unwrap().unwrap().position, Some(1));
+    assert_eq!(view(store, f).await.waiting, 1);
+    let done = domain::DeskClock::new(1, 11);
+    assert_eq!(
+        store.desk_reply("rq1", done, r1.id, Action::Done, Some("see you")).await.unwrap(),
+        store::DeskOutcome::Applied
+    );
+    let r1 = store.request_view(r1.id).await.unwrap().unwrap();
+    assert_eq!((r1.state, r1.note.as_deref(), r1.position), (State::Done, Some("see you"), None));
+    // The second withdraws; the student's own list and stream cursor see every change.
+    let cancelled =
+        store.change_request(r2.id, Input::Cancel, &store::Actor::Student(s2), None).await.unwrap().unwrap();
+    assert_eq!(cancelled.state, State::Cancelled);
+    assert_eq!(view(store, f).await.waiting, 0);
+    let mine = store.student_requests(s1).await.unwrap();
+    assert_eq!(mine.requests.len(), 1);
+    assert!(mine.cursor > 0);
+    let events = store.request_events_after(s1, 0, 100).await.unwrap();
+    assert!(events.iter().all(|e| e.student_id == s1), "a student's events are theirs alone");
+    assert_eq!(events.last().unwrap().request.state, State::Done);
+}
+
+async fn requests_refuse_what_breaks_the_rules(db: TestDb) {
+    use store::PlaceError;
+    let store = &db.store;
+    let f = available(store, "Grace", "rq2").await;
+    let away = faculty_with_desk(store, "Alan", "rq3").await; // offline: no desk message yet
+    let s = student(store, "S3").await;
+    let mut bad = ask(s, f, false);
+    bad.message = "short".into();
+    assert!(matches!(store.place_request(&bad).await, Err(PlaceError::Invalid("message", _))));
+    let mut bad = ask(s, f, false);
+    bad.course = Some("C1".into());
+    assert!(matches!(store.place_request(&bad).await, Err(PlaceError::Invalid("course", _))));
+    assert!(matches!(store.place_request(&ask(s, away, false)).await, Err(PlaceError::Away(Status::Offline))));
+    assert!(matches!(store.place_request(&ask(s, 9999, false)).await, Err(PlaceError::NoFaculty)));
+    store.place_request(&ask(s, f, false)).await.unwrap();
+    assert!(matches!(
+        store.place_request(&ask(s, f, false)).await,
+        Err(PlaceError::Limit(domain::consultation::Limit::OnePerFaculty))
+    ));
+    // Three open in all at most.
+    let g = available(store, "Barbara", "rq4").await;
+    let h = available(store, "Edsger", "rq5").await;
+    store.place_request(&ask(s, g, false)).await.unwrap();
+    store.place_request(&ask(s, away, true)).await.unwrap(); // held counts as open
+    assert!(matches!(
+        store.place_request(&ask(s, h, false)).await,
+        Err(PlaceError::Limit(domain::consultation::Limit::OpenTotal))
+    ));
+    // Someone else's request is not found, whatever they try.
+    let other = student(store, "S4").await;
+    let theirs = store.place_request(&ask(other, h, false)).await.unwrap();
+    let r = store.change_request(theirs.id, domain::consultation::Input::Cancel, &store::Actor::Student(s), None).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+}
+
+/// Original defect 5: a late BUSY overwrote a CANCELLED consultation; any desk could answer any
+/// consultation. Here neither can happen, and a repeated or older answer changes nothing.
+async fn desk_answers_are_checked_and_never_go_backwards(db: TestDb) {
+    use domain::consultation::{Action, Input, State};
+    use store::DeskOutcome;
+    let store = &db.store;
+    let f = available(store, "Katherine", "rq6").await;
+    let _other = available(store, "Dorothy", "rq7").await;
+    let s = student(store, "S5").await;
+    let r = store.place_request(&ask(s, f, false)).await.unwrap();
+    let c = |seq| domain::DeskClock::new(1, seq);
+    assert_eq!(store.desk_reply("rq7", c(5), r.id, Action::Accept, None).await.unwrap(), DeskOutcome::WrongDesk);
+    assert_eq!(store.desk_reply("nope", c(5), r.id, Action::Accept, None).await.unwrap(), DeskOutcome::WrongDesk);
+    assert_eq!(
+        store.desk_reply("rq6", c(5), 987_654, Action::Accept, None).await.unwrap(),
+        DeskOutcome::UnknownRequest
+    );
+    assert_eq!(store.desk_reply("rq6", c(5), r.id, Action::Accept, None).await.unwrap(), DeskOutcome::Applied);
+    let after_accept = store.request_view(r.id).await.unwrap().unwrap();
+    // The same answer again, an older one, a second accept: nothing changes.
+    assert_eq!(store.desk_reply("rq6", c(5), r.id, Action::Accept, None).await.unwrap(), DeskOutcome::Stale);
+    assert_eq!(store.desk_reply("rq6", c(4), r.id, Action::Decline, None).await.unwrap(), DeskOutcome::Stale);
+    assert_eq!(store.desk_reply("rq6", c(6), r.id, Action::Accept, None).await.unwrap(), DeskOutcome::Stale);
+    assert_eq!(store.request_view(r.id).await.unwrap().unwrap(), after_accept);
+    // Cancelled, then a late busy: still cancelled.
+    let r2 = store.place_request(&ask(student(store, "S6").await, f, false)).await.unwrap();
+    store.change_request(r2.id, Input::Cancel, &store::Actor::Admin, Some("closed early")).await.unwrap();
+    assert_eq!(store.desk_reply("rq6", c(9), r2.id, Action::Busy, None).await.unwrap(), DeskOutcome::Stale);
+    assert_eq!(store.request_view(r2.id).await.unwrap().unwrap().state, State::Cancelled);
+    // An ack for a version that no longer holds the item changes nothing.
+    let (_, q) = store.queue_snapshot(f).await.unwrap().unwrap();
+    assert_eq!(store.queue_ack("rq6", q.version).await.unwrap(), 0);
+}
+
+async fn held_requests_join_the_queue_when_the_faculty_member_returns(db: TestDb) {
+    use domain::consultation::State;
+    let store = &db.store;
+    let f = faculty_with_desk(store, "Hedy", "rq8").await;
+    store.apply(&[online("rq8", 1, 1, true), state("rq8", 1, 2, false, false)]).await.unwrap(); // away
+    let s = student(store, "S7").await;
+    let r = store.place_request(&ask(s, f, true)).await.unwrap();
+    assert_eq!((r.state, r.position), (State::Held, Some(1)));
+    assert!(store.queue_snapshot(f).await.unwrap().unwrap().1.items.is_empty(), "held requests are not on the desk");
+    store.apply(&[state("rq8", 1, 3, true, false)]).await.unwrap();
+    assert_eq!(store.release_held(f).await.unwrap(), 1);
+    assert_eq!(store.request_view(r.id).await.unwrap().unwrap().state, State::Queued);
+    assert_eq!(store.queue_snapshot(f).await.unwrap().unwrap().1.items.len(), 1);
+    assert_eq!(store.expire_requests(0, 0).await.unwrap(), 1);
+    assert_eq!(store.request_view(r.id).await.unwrap().unwrap().state, State::Expired);
+}
+
+async fn two_requests_for_the_last_slot_at_once_one_wins(db: TestDb) {
+    let store = db.store.clone();
+    let f = available(&store, "Frances", "rq9").await;
+    let s = student(&store, "S8").await;
+    let (a, b) = (store.clone(), store.clone());
+    let (x, y) = tokio::join!(
+        tokio::spawn(async move { a.place_request(&ask(s, f, false)).await.is_ok() }),
+        tokio::spawn(async move { b.place_request(&ask(s, f, false)).await.is_ok() }),
+    );
+    assert_eq!(u8::from(x.unwrap()) + u8::from(y.unwrap()), 1, "exactly one wins");
+    assert_eq!(view(&store, f).await.waiting, 1);
+}
 
 /// Regression (outside test run): one message with boot 4294967295 and seq i64::MAX pinned a desk's
 /// clock for good — nothing the real desk sends can be newer — and there was no way back.

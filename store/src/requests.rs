@@ -1,0 +1,761 @@
+//! Consultation requests: placing one, every later change of its state, the desk's queue, the
+//! student's view. Each change is one transaction that compare-and-sets the request's version,
+//! keeps the faculty member's `waiting` count and queue version (and the places in line) right,
+//! logs the events, and only then publishes them.
+
+use crate::rows::{FACULTY_COLUMNS, FacultyRow};
+use crate::tx::Tx;
+use crate::{Result, Store, StoreError, now_ms};
+use domain::consultation::{self as rules, Action, Input, Limit, State};
+use domain::protocol::{QueueFaculty, QueueItem, QueueSnapshot};
+use domain::status::Status;
+use domain::{DeskClock, FacultyEvent, FacultyView, RequestView};
+use std::sync::Arc;
+
+/// A request a student is placing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRequest {
+    pub student_id: i64,
+    pub faculty_id: i64,
+    pub course: Option<String>,
+    pub message: String,
+    /// Wait for a faculty member who is away or offline (else such a request is refused).
+    pub hold: bool,
+}
+
+/// Why a request cannot be placed (the student is told).
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{0}")]
+    Invalid(&'static str, &'static str),
+    #[error("That faculty member is {0} now.")]
+    Away(Status),
+    #[error("{}", .0.message())]
+    Limit(Limit),
+    #[error("no such faculty member")]
+    NoFaculty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PlaceError {
+    fn from(e: sqlx::Error) -> Self {
+        PlaceError::Store(e.into())
+    }
+}
+
+/// Who asks for a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// The student who placed the request.
+    Student(i64),
+    /// An admin (cancelling with a reason).
+    Admin,
+    /// A desk unit's reply, with its clock.
+    Desk { desk: String, clock: DeskClock },
+    /// The server itself (release, expiry).
+    System,
+}
+
+/// What became of a desk's reply or ack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeskOutcome {
+    Applied,
+    /// Older than (or equal to) the last reply applied, or not fitting the request's state.
+    Stale,
+    /// No such request.
+    UnknownRequest,
+    /// The request is not for the faculty member this desk is bound to.
+    WrongDesk,
+}
+
+impl DeskOutcome {
+    /// The rejection label (`consultease_mqtt_rejected_total{reason}`) for refused ones.
+    pub fn reject_label(self) -> Option<&'static str> {
+        match self {
+            DeskOutcome::UnknownRequest => Some("unknown_request"),
+            DeskOutcome::WrongDesk => Some("wrong_desk"),
+            _ => None,
+        }
+    }
+}
+
+/// A committed change of a request, for the student's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestEvent {
+    pub id: i64,
+    pub student_id: i64,
+    pub request: RequestView,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct Row {
+    id: i64,
+    student_id: i64,
+    faculty_id: i64,
+    course: Option<String>,
+    message: String,
+    state: String,
+    note: Option<String>,
+    requested_at: i64,
+    changed_at: i64,
+    queued_in: Option<i64>,
+    reply_boot: Option<i64>,
+    reply_seq: Option<i64>,
+    position: Option<i64>,
+    version: i64,
+}
+
+const ROW_COLUMNS: &str = "id, student_id, faculty_id, course, message, state, note, requested_at, changed_at, \
+     queued_in, reply_boot, reply_seq, position, version";
+
+impl Row {
+    fn state(&self) -> Result<State> {
+        State::parse(&self.state).ok_or_else(|| StoreError::Corrupt(format!("request state {:?}", self.state)))
+    }
+}
+
+/// What a transaction decided to publish after its commit.
+#[derive(Default)]
+struct Published {
+    faculty: Vec<Arc<FacultyEvent>>,
+    requests: Vec<i64>,
+    /// Faculty members whose desk queue changed.
+    queues: Vec<i64>,
+}
+
+/// The default when a faculty member has too little history for a wait estimate.
+const RECENT_DURATIONS: i64 = 20;
+
+impl Store {
+    /// Places a request: queued when the faculty member takes requests now (available or busy),
+    /// held when they are away or offline and the student chose to wait, refused otherwise.
+    pub async fn place_request(&self, new: &NewRequest) -> std::result::Result<RequestView, PlaceError> {
+        let course = new.course.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        if let Some(c) = course {
+            rules::check_course(c).map_err(|e| PlaceError::Invalid("course", e))?;
+        }
+        rules::check_message(&new.message).map_err(|e| PlaceError::Invalid("message", e))?;
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        lock_student(&mut tx, new.student_id).await?;
+        let Some(f) = faculty_row(&mut tx, new.faculty_id).await? else {
+            tx.rollback().await?;
+            return Err(PlaceError::NoFaculty);
+        };
+        let status = crate::rows::parse_status(&f.status)?;
+        let (with_faculty, open, last_hour): (i64, i64, i64) = on_tx!(&mut tx, c => {
+            sqlx::query_as(
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN faculty_id = $2 AND state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN requested_at > $3 THEN 1 ELSE 0 END), 0) \
+                 FROM requests WHERE student_id = $1",
+            )
+            .bind(new.student_id)
+            .bind(new.faculty_id)
+            .bind(now - 3_600_000)
+            .fetch_one(&mut **c)
+            .await?
+        });
+        if let Err(limit) = rules::check_limits(with_faculty as usize, open as usize, last_hour as usize) {
+            tx.rollback().await?;
+            return Err(PlaceError::Limit(limit));
+        }
+        let accepting = matches!(status, Status::Available | Status::Busy);
+        if !accepting && !new.hold {
+            tx.rollback().await?;
+            return Err(PlaceError::Away(status));
+        }
+        let state = if accepting { State::Queued } else { State::Held };
+        let queue_version = f.queue_version + i64::from(accepting);
+        let id: i64 = on_tx!(&mut tx, c => {
+            sqlx::query_scalar(
+                "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, queued_in) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+            )
+            .bind(new.student_id)
+            .bind(new.faculty_id)
+            .bind(course)
+            .bind(new.message.trim())
+            .bind(state.as_str())
+            .bind(now)
+            .bind(accepting.then_some(queue_version))
+            .fetch_one(&mut **c)
+            .await?
+        });
+        let mut out = Published::default();
+        self.settle(&mut tx, &f, now, accepting, &mut out).await?;
+        log_event(&mut tx, id, new.student_id, now).await?;
+        out.requests.push(id);
+        tx.commit().await?;
+        let view = self.request_view(id).await?.ok_or_else(|| StoreError::Corrupt("placed request vanished".into()))?;
+        self.publish_requests(out).await;
+        Ok(view)
+    }
+
+    /// Applies `input` to request `id` for `actor`. Returns the request's new view, or `None` when
+    /// the input changes nothing (a late or repeated answer, a state that does not take it).
+    /// A student may act only on their own requests (anyone else's is `NotFound`).
+    pub async fn change_request(
+        &self,
+        id: i64,
+        input: Input,
+        actor: &Actor,
+        note: Option<&str>,
+    ) -> Result<Option<RequestView>> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let Some(row) = request_row(&mut tx, id).await? else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no request {id}")));
+        };
+        if let Actor::Student(sid) = actor
+            && *sid != row.student_id
+        {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no request {id}")));
+        }
+        let mut out = Published::default();
+        let changed = self.apply_input(&mut tx, &row, input, actor, note, now, &mut out).await?;
+        if !changed {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        let view = self.request_view(id).await?;
+        self.publish_requests(out).await;
+        Ok(view)
+    }
+
+    /// A desk's answer to a request: applied when the desk is bound to the request's faculty
+    /// member, the clock is newer than the last answer applied, and the state takes it.
+    pub async fn desk_reply(
+        &self,
+        desk: &str,
+        clock: DeskClock,
+        request: i64,
+        action: Action,
+        note: Option<&str>,
+    ) -> Result<DeskOutcome> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let Some(row) = request_row(&mut tx, request).await? else {
+            tx.rollback().await?;
+            return Ok(DeskOutcome::UnknownRequest);
+        };
+        let bound: Option<Option<i64>> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
+        });
+        if bound.flatten() != Some(row.faculty_id) {
+            tx.rollback().await?;
+            return Ok(DeskOutcome::WrongDesk);
+        }
+        let last = match (row.reply_boot, row.reply_seq) {
+            (Some(b), Some(s)) => Some((b, s)),
+            _ => None,
+        };
+        let this = (i64::from(clock.boot), i64::try_from(clock.seq).unwrap_or(i64::MAX));
+        if last.is_some_and(|l| this <= l) {
+            tx.rollback().await?;
+            return Ok(DeskOutcome::Stale);
+        }
+        let mut out = Published::default();
+        let actor = Actor::Desk { desk: desk.to_owned(), clock };
+        let changed = self.apply_input(&mut tx, &row, Input::Reply(action), &actor, note, now, &mut out).await?;
+        if !changed {
+            tx.rollback().await?;
+            return Ok(DeskOutcome::Stale);
+        }
+        tx.commit().await?;
+        self.publish_requests(out).await;
+        Ok(DeskOutcome::Applied)
+    }
+
+    /// A desk shows queue `version` of its faculty member: the requests queued in that version or
+    /// before are delivered. Returns how many changed.
+    pub async fn queue_ack(&self, desk: &str, version: i64) -> Result<usize> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let faculty: Option<Option<i64>> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
+        });
+        let Some(fid) = faculty.flatten() else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        let rows: Vec<Row> = on_tx!(&mut tx, c => {
+            sqlx::query_as(&format!(
+                "SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id = $1 AND state = 'queued' AND queued_in <= $2 ORDER BY id"
+            ))
+            .bind(fid)
+            .bind(version)
+            .fetch_all(&mut **c)
+            .await?
+        });
+        let mut out = Published::default();
+        let mut n = 0;
+        for row in &rows {
+            if self.apply_input(&mut tx, row, Input::Delivered, &Actor::System, None, now, &mut out).await? {
+                n += 1;
+            }
+        }
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        tx.commit().await?;
+        self.publish_requests(out).await;
+        Ok(n)
+    }
+
+    /// The faculty member is available: their held requests join the queue. Returns how many.
+    pub async fn release_held(&self, faculty_id: i64) -> Result<usize> {
+        self.bulk_input(
+            "SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id = $1 AND state = 'held' ORDER BY requested_at, id",
+            faculty_id,
+            Input::Release,
+        )
+        .await
+    }
+
+    /// Expires held requests older than `hold_ms` and open ones older than `open_ms`. Returns how many.
+    pub async fn expire_requests(&self, hold_ms: i64, open_ms: i64) -> Result<usize> {
+        let now = now_ms();
+        let ids: Vec<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM requests WHERE (state = 'held' AND requested_at < $1) \
+                 OR (state IN ('queued','delivered','busy','accepted') AND requested_at < $2) ORDER BY id LIMIT 500",
+            )
+            .bind(now - hold_ms)
+            .bind(now - open_ms)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut n = 0;
+        for id in ids {
+            if self.change_request(id, Input::Expire, &Actor::System, None).await?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn bulk_input(&self, select: &str, faculty_id: i64, input: Input) -> Result<usize> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let sql = select.replace("{ROW_COLUMNS}", ROW_COLUMNS);
+        let rows: Vec<Row> = on_tx!(&mut tx, c => sqlx::query_as(&sql).bind(faculty_id).fetch_all(&mut **c).await?);
+        let mut out = Published::default();
+        let mut n = 0;
+        for row in &rows {
+            if self.apply_input(&mut tx, row, input, &Actor::System, None, now, &mut out).await? {
+                n += 1;
+            }
+        }
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        tx.commit().await?;
+        self.publish_requests(out).await;
+        Ok(n)
+    }
+
+    /// One input on one request inside the caller's transaction: compare-and-set the request, then
+    /// settle its faculty member's line. Returns whether anything changed.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_input(
+        &self,
+        tx: &mut Tx,
+        row: &Row,
+        input: Input,
+        actor: &Actor,
+        note: Option<&str>,
+        now: i64,
+        out: &mut Published,
+    ) -> Result<bool> {
+        let from = row.state()?;
+        let Some(to) = rules::next(from, input) else { return Ok(false) };
+        let f = faculty_row(tx, row.faculty_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("request {} without its faculty member", row.id)))?;
+        // Entering the queue takes the next queue version; any change on the desk bumps it too.
+        let queue_changed = from.on_desk() || to.on_desk();
+        let queue_version = f.queue_version + i64::from(queue_changed);
+        let queued_in = if to == State::Queued { Some(queue_version) } else { row.queued_in };
+        let (reply_boot, reply_seq) = match actor {
+            Actor::Desk { clock, .. } => {
+                (Some(i64::from(clock.boot)), Some(i64::try_from(clock.seq).unwrap_or(i64::MAX)))
+            }
+            _ => (row.reply_boot, row.reply_seq),
+        };
+        let note = note.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).or_else(|| row.note.clone());
+        let accepted_at = (to == State::Accepted).then_some(now);
+        let finished_at = to.is_terminal().then_some(now);
+        let updated = on_tx!(tx, c => {
+            sqlx::query(
+                "UPDATE requests SET state = $1, note = $2, changed_at = $3, queued_in = $4, reply_boot = $5, reply_seq = $6, \
+                 accepted_at = COALESCE($7, accepted_at), finished_at = COALESCE($8, finished_at), version = version + 1 \
+                 WHERE id = $9 AND version = $10",
+            )
+            .bind(to.as_str())
+            .bind(note)
+            .bind(now)
+            .bind(queued_in)
+            .bind(reply_boot)
+            .bind(reply_seq)
+            .bind(accepted_at)
+            .bind(finished_at)
+            .bind(row.id)
+            .bind(row.version)
+            .execute(&mut **c)
+            .await?
+            .rows_affected()
+        });
+        if updated != 1 {
+            return Err(StoreError::VersionConflict);
+        }
+        log_event(tx, row.id, row.student_id, now).await?;
+        out.requests.push(row.id);
+        self.settle(tx, &f, now, queue_changed, out).await?;
+        Ok(true)
+    }
+
+    /// After a request of faculty member `f` changed: recompute places in line (bumping the
+    /// requests whose place moved), the waiting count (a new faculty version and a board event when
+    /// it moved) and the queue version.
+    async fn settle(
+        &self,
+        tx: &mut Tx,
+        f: &FacultyRow,
+        now: i64,
+        queue_changed: bool,
+        out: &mut Published,
+    ) -> Result<()> {
+        let line: Vec<(i64, i64, Option<i64>)> = on_tx!(tx, c => {
+            sqlx::query_as(
+                "SELECT id, student_id, position FROM requests WHERE faculty_id = $1 \
+                 AND state IN ('held','queued','delivered','busy') ORDER BY requested_at, id",
+            )
+            .bind(f.id)
+            .fetch_all(&mut **c)
+            .await?
+        });
+        for (i, (id, student, position)) in line.iter().enumerate() {
+            let place = i as i64 + 1;
+            if *position != Some(place) {
+                on_tx!(tx, c => {
+                    sqlx::query("UPDATE requests SET position = $1, version = version + 1 WHERE id = $2")
+                        .bind(place)
+                        .bind(*id)
+                        .execute(&mut **c)
+                        .await
+                        .map(drop)?
+                });
+                log_event(tx, *id, *student, now).await?;
+                if !out.requests.contains(id) {
+                    out.requests.push(*id);
+                }
+            }
+        }
+        // Requests that left the line forget their place.
+        on_tx!(tx, c => {
+            sqlx::query("UPDATE requests SET position = NULL WHERE faculty_id = $1 AND position IS NOT NULL \
+                         AND state NOT IN ('held','queued','delivered','busy')")
+                .bind(f.id)
+                .execute(&mut **c)
+                .await
+                .map(drop)?
+        });
+        let waiting = line.len() as i64;
+        let bump_queue = i64::from(queue_changed);
+        if waiting == f.waiting {
+            if queue_changed {
+                on_tx!(tx, c => {
+                    sqlx::query("UPDATE faculty SET queue_version = queue_version + 1 WHERE id = $1")
+                        .bind(f.id)
+                        .execute(&mut **c)
+                        .await
+                        .map(drop)?
+                });
+                out.queues.push(f.id);
+            }
+            return Ok(());
+        }
+        let updated = on_tx!(tx, c => {
+            sqlx::query("UPDATE faculty SET waiting = $1, queue_version = queue_version + $2, version = version + 1 \
+                         WHERE id = $3 AND version = $4")
+                .bind(waiting)
+                .bind(bump_queue)
+                .bind(f.id)
+                .bind(f.version)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()
+        });
+        if updated != 1 {
+            return Err(StoreError::VersionConflict);
+        }
+        if queue_changed {
+            out.queues.push(f.id);
+        }
+        // The board's event for the new count, with the row as it now is.
+        let view: crate::rows::ViewRow = on_tx!(tx, c => {
+            sqlx::query_as(&format!("{} WHERE f.id = $1", crate::rows::VIEW_SELECT)).bind(f.id).fetch_one(&mut **c).await?
+        });
+        let view = FacultyView::try_from(view)?;
+        let event_id: i64 = on_tx!(tx, c => {
+            sqlx::query_scalar(
+                "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, changed_at, \
+                 last_seen, source, at, waiting) VALUES ('faculty_status', $1, $2, $3, $4, $5, $6, $7, $8, 'request', $9, $10) \
+                 RETURNING id",
+            )
+            .bind(view.id)
+            .bind(view.version)
+            .bind(view.status.as_str())
+            .bind(view.present)
+            .bind(view.busy)
+            .bind(view.desk_online)
+            .bind(view.changed_at)
+            .bind(view.last_seen)
+            .bind(now)
+            .bind(view.waiting)
+            .fetch_one(&mut **c)
+            .await?
+        });
+        out.faculty.push(Arc::new(FacultyEvent { id: event_id, faculty: view }));
+        Ok(())
+    }
+
+    /// After a commit: the board's events, the students' events, the desks' queues.
+    async fn publish_requests(&self, out: Published) {
+        self.bus.publish(out.faculty);
+        for id in out.requests {
+            match self.request_event(id).await {
+                Ok(Some(ev)) => self.requests_bus.publish_one(Arc::new(ev)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, request = id, "cannot read a committed request for its event"),
+            }
+        }
+        for fid in out.queues {
+            self.queues_bus.publish_one(fid);
+        }
+    }
+
+    /// The newest event of request `id`, with the request as it is now.
+    async fn request_event(&self, id: i64) -> Result<Option<RequestEvent>> {
+        let sql = "SELECT id, student_id FROM request_events WHERE request_id = $1 ORDER BY id DESC LIMIT 1";
+        let ev: Option<(i64, i64)> = on_db!(&self.db, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?);
+        let Some((event_id, student_id)) = ev else { return Ok(None) };
+        Ok(self.request_view(id).await?.map(|request| RequestEvent { id: event_id, student_id, request }))
+    }
+
+    /// One request as its student sees it.
+    pub async fn request_view(&self, id: i64) -> Result<Option<RequestView>> {
+        let sql = format!("SELECT {ROW_COLUMNS} FROM requests WHERE id = $1");
+        let row: Option<Row> = on_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        match row {
+            Some(r) => Ok(Some(self.view(r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A student's requests (newest first), and the cursor of their live stream.
+    pub async fn student_requests(&self, student_id: i64) -> Result<domain::MyRequests> {
+        let mut tx = self.read_tx().await?;
+        let (cursor, rows): (i64, Vec<Row>) = on_tx!(&mut tx, c => (
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM request_events WHERE student_id = $1")
+                .bind(student_id)
+                .fetch_one(&mut **c)
+                .await?,
+            sqlx::query_as(&format!("SELECT {ROW_COLUMNS} FROM requests WHERE student_id = $1 ORDER BY requested_at DESC, id DESC LIMIT 50"))
+                .bind(student_id)
+                .fetch_all(&mut **c)
+                .await?,
+        ));
+        tx.rollback().await?;
+        let mut requests = Vec::with_capacity(rows.len());
+        for r in rows {
+            requests.push(self.view(r).await?);
+        }
+        Ok(domain::MyRequests { cursor, requests })
+    }
+
+    /// A student's request events after `cursor` (at most `limit`), each with its request as it is now.
+    pub async fn request_events_after(&self, student_id: i64, cursor: i64, limit: i64) -> Result<Vec<RequestEvent>> {
+        let sql = "SELECT MAX(id), request_id FROM request_events WHERE student_id = $1 AND id > $2 \
+                   GROUP BY request_id ORDER BY MAX(id) LIMIT $3";
+        let evs: Vec<(i64, i64)> = on_db!(&self.db, pool => sqlx::query_as(sql).bind(student_id).bind(cursor).bind(limit).fetch_all(pool).await?);
+        let mut out = Vec::with_capacity(evs.len());
+        for (id, request_id) in evs {
+            if let Some(request) = self.request_view(request_id).await? {
+                out.push(RequestEvent { id, student_id, request });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest request event id of a student (0 when none).
+    pub async fn newest_request_event(&self, student_id: i64) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM request_events WHERE student_id = $1";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(student_id).fetch_one(pool).await?))
+    }
+
+    async fn view(&self, r: Row) -> Result<RequestView> {
+        let state = r.state()?;
+        let name: String = on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT name FROM faculty WHERE id = $1").bind(r.faculty_id).fetch_one(pool).await?
+        });
+        let position = r.position.filter(|_| state.waiting());
+        let (wait_min, wait_max) = match position {
+            Some(p) => {
+                let recent = self.recent_durations(r.faculty_id).await?;
+                let (lo, hi) = rules::wait_estimate(p as usize, &recent);
+                (Some(lo), Some(hi))
+            }
+            None => (None, None),
+        };
+        Ok(RequestView {
+            ticket: format!("T{}", r.id),
+            id: r.id,
+            faculty_id: r.faculty_id,
+            faculty_name: name,
+            state,
+            position,
+            wait_min,
+            wait_max,
+            course: r.course,
+            message: r.message,
+            note: r.note,
+            version: r.version,
+            requested_at: r.requested_at,
+            changed_at: r.changed_at,
+        })
+    }
+
+    /// Accept → done durations (ms) of a faculty member's most recent consultations.
+    async fn recent_durations(&self, faculty_id: i64) -> Result<Vec<i64>> {
+        let sql = "SELECT finished_at - accepted_at FROM requests WHERE faculty_id = $1 AND state = 'done' \
+                   AND accepted_at IS NOT NULL ORDER BY finished_at DESC LIMIT $2";
+        Ok(
+            on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(faculty_id).bind(RECENT_DURATIONS).fetch_all(pool).await?),
+        )
+    }
+
+    /// The desk's queue for faculty member `faculty_id`, as it is committed now, and the desk it
+    /// goes to (`None` without a bound desk).
+    pub async fn queue_snapshot(&self, faculty_id: i64) -> Result<Option<(String, QueueSnapshot)>> {
+        let mut tx = self.read_tx().await?;
+        let desk: Option<String> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
+        });
+        let Some(desk) = desk else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let f: (String, String, i64) = on_tx!(&mut tx, c => {
+            sqlx::query_as("SELECT name, status, queue_version FROM faculty WHERE id = $1").bind(faculty_id).fetch_one(&mut **c).await?
+        });
+        let items: Vec<(i64, String, Option<String>, String, i64, String)> = on_tx!(&mut tx, c => {
+            sqlx::query_as(
+                "SELECT r.id, s.name, r.course, r.message, r.requested_at, r.state FROM requests r \
+                 JOIN students s ON s.id = r.student_id WHERE r.faculty_id = $1 \
+                 AND r.state IN ('queued','delivered','busy','accepted') ORDER BY r.requested_at, r.id",
+            )
+            .bind(faculty_id)
+            .fetch_all(&mut **c)
+            .await?
+        });
+        tx.rollback().await?;
+        let status = crate::rows::parse_status(&f.1)?;
+        let total = items.len();
+        let items = items
+            .into_iter()
+            .take(QueueSnapshot::MAX_ITEMS)
+            .map(|(id, student, course, message, requested_at, state)| {
+                Ok(QueueItem {
+                    id,
+                    ticket: format!("T{id}"),
+                    student,
+                    course,
+                    message,
+                    requested_at,
+                    state: State::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("request state {state:?}")))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let more = u32::try_from(total.saturating_sub(QueueSnapshot::MAX_ITEMS)).unwrap_or(u32::MAX);
+        let snapshot = QueueSnapshot {
+            version: f.2,
+            faculty: QueueFaculty { name: f.0, status },
+            accepting: matches!(status, Status::Available | Status::Busy),
+            items,
+            more,
+        };
+        Ok(Some((desk, snapshot)))
+    }
+
+    /// Faculty members with a desk and a non-empty queue (to publish at start-up).
+    pub async fn faculty_with_queues(&self) -> Result<Vec<i64>> {
+        let sql =
+            "SELECT f.id FROM faculty f JOIN desks d ON d.faculty_id = f.id WHERE f.queue_version > 0 ORDER BY f.id";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+}
+
+async fn faculty_row(tx: &mut Tx, id: i64) -> Result<Option<FacultyQueueRow>> {
+    let sql = format!("SELECT {FACULTY_COLUMNS}, queue_version FROM faculty WHERE id = $1");
+    Ok(on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
+}
+
+async fn request_row(tx: &mut Tx, id: i64) -> Result<Option<Row>> {
+    let sql = format!("SELECT {ROW_COLUMNS} FROM requests WHERE id = $1");
+    Ok(on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
+}
+
+async fn log_event(tx: &mut Tx, request_id: i64, student_id: i64, now: i64) -> Result<()> {
+    on_tx!(tx, c => {
+        sqlx::query(
+            "INSERT INTO request_events (request_id, student_id, version, at) \
+             SELECT $1, $2, version, $3 FROM requests WHERE id = $1",
+        )
+        .bind(request_id)
+        .bind(student_id)
+        .bind(now)
+        .execute(&mut **c)
+        .await
+        .map(drop)?
+    });
+    Ok(())
+}
+
+/// Serialises a student's placements: two submitted at the same instant for their last open slot
+/// must not both see the slot free. (SQLite's `BEGIN IMMEDIATE` already serialises writers.)
+async fn lock_student(tx: &mut Tx, student_id: i64) -> Result<()> {
+    if let Tx::Postgres(c) = tx {
+        sqlx::query("SELECT id FROM students WHERE id = $1 FOR UPDATE").bind(student_id).execute(&mut **c).await?;
+    }
+    Ok(())
+}
+
+/// A faculty row with its queue version.
+#[derive(sqlx::FromRow)]
+struct FacultyQueueRow {
+    #[sqlx(flatten)]
+    row: FacultyRow,
+    queue_version: i64,
+}
+
+impl std::ops::Deref for FacultyQueueRow {
+    type Target = FacultyRow;
+    fn deref(&self) -> &FacultyRow {
+        &self.row
+    }
+}
