@@ -342,14 +342,11 @@ mod tests {
         fn requests_only_move_forward(start in prop::sample::select(vec![State::Held, State::Queued]), inputs in prop::collection::vec(input(), 0..30)) {
             let mut s = start;
             for i in inputs {
-                match next(s, i) {
-                    Some(to) => {
-                        prop_assert!(!s.is_terminal());
-                        prop_assert!(to.rank() >= s.rank(), "{s:?} -> {to:?}");
-                        prop_assert_eq!(next(to, i), None, "{:?} twice", i);
-                        s = to;
-                    }
-                    None => {}
+                if let Some(to) = next(s, i) {
+                    prop_assert!(!s.is_terminal());
+                    prop_assert!(to.rank() >= s.rank(), "{s:?} -> {to:?}");
+                    prop_assert_eq!(next(to, i), None, "{:?} twice", i);
+                    s = to;
                 }
             }
         }

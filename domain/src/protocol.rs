@@ -63,6 +63,10 @@ pub enum Reject {
     WrongType(&'static str, &'static str),
     #[error("desk is not registered")]
     UnknownDesk,
+    #[error("no such consultation request")]
+    UnknownRequest,
+    #[error("the request is not for this desk's faculty member")]
+    WrongDesk,
 }
 
 impl Reject {
@@ -75,11 +79,22 @@ impl Reject {
             Reject::MissingField(_) => "missing_field",
             Reject::WrongType(..) => "wrong_type",
             Reject::UnknownDesk => "unknown_desk",
+            Reject::UnknownRequest => "unknown_request",
+            Reject::WrongDesk => "wrong_desk",
         }
     }
 
-    pub const LABELS: [&'static str; 7] =
-        ["bad_topic", "bad_desk_id", "too_large", "malformed_json", "missing_field", "wrong_type", "unknown_desk"];
+    pub const LABELS: [&'static str; 9] = [
+        "bad_topic",
+        "bad_desk_id",
+        "too_large",
+        "malformed_json",
+        "missing_field",
+        "wrong_type",
+        "unknown_desk",
+        "unknown_request",
+        "wrong_desk",
+    ];
 }
 
 pub fn valid_desk_id(id: &str) -> bool {

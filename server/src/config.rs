@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the web app and ingest desk messages (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage faculty members.
     #[command(subcommand)]
     Faculty(FacultyCmd),
@@ -195,6 +195,14 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSULTEASE_HASH_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub hash_concurrency: u16,
 
+    /// A request held for a faculty member who is away or offline expires after this long.
+    #[arg(long, env = "CONSULTEASE_HOLD_EXPIRY", default_value = "60m", value_parser = parse_duration)]
+    pub hold_expiry: Duration,
+
+    /// Any request still open after this long expires.
+    #[arg(long, env = "CONSULTEASE_REQUEST_EXPIRY", default_value = "4h", value_parser = parse_duration)]
+    pub request_expiry: Duration,
+
     /// A student signed in at a kiosk is signed out after this long without touching the screen
     /// (a countdown shows for the last 90 s).
     #[arg(long, env = "CONSULTEASE_KIOSK_IDLE", default_value = "120s", value_parser = parse_duration)]
@@ -298,7 +306,7 @@ impl Default for Command {
             #[command(flatten)]
             args: ServeArgs,
         }
-        Command::Serve(Only::parse_from(["serve"]).args)
+        Command::Serve(Box::new(Only::parse_from(["serve"]).args))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod consult;
 pub mod demo;
 pub mod desk_sim;
 pub mod http;
@@ -21,7 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         store::Store::connect(&url).await.with_context(|| format!("opening the database {}", store::redact_url(&url)))
     };
     match cli.command.unwrap_or_default() {
-        Command::Serve(args) => process::serve(args, open().await?).await,
+        Command::Serve(args) => process::serve(*args, open().await?).await,
         Command::Faculty(cmd) => cli::faculty(&open().await?, cmd, &mut std::io::stdout()).await,
         Command::Desk(cmd) => cli::desk(&open().await?, cmd, &mut std::io::stdout()).await,
         Command::Admin(cmd) => cli::admin(&cli::accounts(open().await?)?, cmd, &mut std::io::stdout()).await,

@@ -73,8 +73,14 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
         batch_delay: args.mqtt.batch_delay,
     };
     tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), prefix = %config.prefix, "ingesting desk messages");
+    let consult = crate::consult::ConsultConfig {
+        prefix: config.prefix.clone(),
+        hold_expiry: args.hold_expiry,
+        request_expiry: args.request_expiry,
+    };
     let ingest = mqtt::start(config, store.clone(), metrics, state.shutdown.clone());
     state.ingest = Some(ingest.status.clone());
+    crate::consult::start(store.clone(), ingest.client.clone(), consult, state.shutdown.clone());
 
     let listener = http::listener::listen(args.bind)
         .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;

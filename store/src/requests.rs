@@ -702,6 +702,13 @@ impl Store {
         Ok(Some((desk, snapshot)))
     }
 
+    /// Faculty members who are available and have held requests (to release them).
+    pub async fn releasable(&self) -> Result<Vec<i64>> {
+        let sql = "SELECT DISTINCT r.faculty_id FROM requests r JOIN faculty f ON f.id = r.faculty_id \
+                   WHERE r.state = 'held' AND f.status = 'available' ORDER BY r.faculty_id";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+
     /// Faculty members with a desk and a non-empty queue (to publish at start-up).
     pub async fn faculty_with_queues(&self) -> Result<Vec<i64>> {
         let sql =

@@ -2,7 +2,8 @@
 //! `domain::protocol`.
 
 use domain::DeskClock;
-use domain::protocol::{DeskInfo, Kind, Payload, topic};
+use domain::consultation::Action;
+use domain::protocol::{DeskInfo, Kind, Payload, QueueSnapshot, queue_topic, topic};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use server::mqtt::BrokerAddr;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct Desk {
     /// The seq of the last message sent.
     pub seq: u64,
     task: JoinHandle<()>,
+    /// What the broker delivered to this desk (its queue snapshots).
+    received: tokio::sync::mpsc::UnboundedReceiver<rumqttc::Publish>,
 }
 
 impl Desk {
@@ -33,6 +36,7 @@ impl Desk {
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
+        let (pub_tx, received) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -40,6 +44,9 @@ impl Desk {
                         if let Some(tx) = ready_tx.take() {
                             let _ = tx.send(());
                         }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = pub_tx.send(p);
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -50,7 +57,7 @@ impl Desk {
             .await
             .expect("the desk connects within 10 s")
             .expect("the desk's event loop runs");
-        let mut desk = Desk { client, prefix: prefix.into(), id: id.into(), boot, seq: will_seq, task };
+        let mut desk = Desk { client, prefix: prefix.into(), id: id.into(), boot, seq: will_seq, task, received };
         let clock = desk.next_clock();
         desk.send(&Payload::Online { clock, online: true }, true).await;
         desk
@@ -90,6 +97,45 @@ impl Desk {
     /// A state payload at `seq` of this desk's boot.
     pub fn state_payload(&self, seq: u64, present: bool, busy: bool) -> Vec<u8> {
         Payload::State { clock: DeskClock::new(self.boot, seq), present, busy }.encode()
+    }
+
+    /// Subscribes to this desk's queue (the retained snapshot arrives at once).
+    pub async fn subscribe_queue(&self) {
+        self.client
+            .subscribe(queue_topic(&self.prefix, &self.id), QoS::AtLeastOnce)
+            .await
+            .expect("the subscription is queued");
+    }
+
+    /// The next queue snapshot with a version above `above` (older ones are skipped, as firmware
+    /// must); panics after 10 s.
+    pub async fn snapshot_above(&mut self, above: i64) -> QueueSnapshot {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let p = tokio::time::timeout_at(deadline, self.received.recv())
+                .await
+                .expect("a queue snapshot within 10 s")
+                .expect("the desk's connection is alive");
+            if let Ok(s) = QueueSnapshot::parse(&p.payload)
+                && s.version > above
+            {
+                return s;
+            }
+        }
+    }
+
+    /// Acknowledges showing queue `version`.
+    pub async fn ack(&mut self, version: i64) -> u64 {
+        let clock = self.next_clock();
+        self.send(&Payload::QueueAck { clock, version }, false).await;
+        self.seq
+    }
+
+    /// Answers request `request` with a button.
+    pub async fn reply(&mut self, request: i64, action: Action, note: Option<&str>) -> u64 {
+        let clock = self.next_clock();
+        self.send(&Payload::Reply { clock, request, action, note: note.map(str::to_owned) }, false).await;
+        self.seq
     }
 
     /// Drops the connection without a DISCONNECT, as a desk losing power does: the broker then

@@ -155,6 +155,8 @@ impl TestServerBuilder {
             public_url: None,
             hash_concurrency: 2,
             kiosk_idle: Duration::from_secs(120),
+            hold_expiry: Duration::from_secs(3600),
+            request_expiry: Duration::from_secs(4 * 3600),
             header_timeout: self.header_timeout,
             max_replay: self.max_replay,
             mqtt: MqttArgs {

@@ -44,6 +44,21 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     result
 }
 
+impl From<store::PlaceError> for AppError {
+    fn from(err: store::PlaceError) -> Self {
+        use domain::consultation::Limit;
+        use store::PlaceError as E;
+        match err {
+            E::Invalid(field, message) => AppError::invalid(field, message),
+            E::Away(_) => AppError::Conflict(err.to_string()),
+            E::Limit(Limit::PerHour) => AppError::TooMany { retry_after_s: 3600 },
+            E::Limit(_) => AppError::Conflict(err.to_string()),
+            E::NoFaculty => AppError::NotFound("No such faculty member.".into()),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<store::StoreError> for AppError {
     fn from(err: store::StoreError) -> Self {
         use store::StoreError as E;

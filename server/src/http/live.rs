@@ -70,7 +70,7 @@ pub async fn events(
 
 /// One SSE frame: `id`, `event` and the JSON on a single `data` line (compact JSON has no raw
 /// newlines, so no line of it can end the frame early).
-fn render(id: i64, kind: &str, data: &impl Serialize) -> Bytes {
+pub(super) fn render(id: i64, kind: &str, data: &impl Serialize) -> Bytes {
     let mut out = BytesMut::with_capacity(256).writer();
     let rendered = (|| -> std::io::Result<()> {
         use std::io::Write;

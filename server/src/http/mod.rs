@@ -8,6 +8,7 @@ mod health;
 pub mod listener;
 mod live;
 mod metrics;
+mod requests;
 pub mod security;
 
 pub use error::HttpError;
@@ -118,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(account::routes())
+        .merge(requests::routes())
         .route("/api/faculty", axum::routing::get(live::faculty))
         .nest("/pkg", assets::pkg_service(&state))
         .leptos_routes_with_context(&state, routes, context.clone(), {
@@ -130,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         // Event streams are added after (outside) the compression layer: they are never compressed,
         // and its body wrapper (sized for a brotli encoder, ~6 KB) would sit in every open stream.
         .route("/api/events", axum::routing::get(live::events))
+        .merge(requests::stream_routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::csrf))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-use store::{Change, Outcome, Store, StoreError};
+use store::{Change, DeskOutcome, Outcome, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Debug)]
 pub struct IngestHandle {
     pub status: Arc<IngestStatus>,
+    /// The server's MQTT client (for what the server publishes: the desks' queues).
+    pub client: AsyncClient,
 }
 
 /// Capacity of rumqttc's request channel, which carries our acks to the event loop.
@@ -58,10 +60,11 @@ pub fn start(config: MqttConfig, store: Store, metrics: Arc<Metrics>, shutdown: 
         connected_since: connected_since.clone(),
     };
     tokio::spawn(poller.run(eventloop, shutdown.clone()));
-    let batcher = Batcher { config: config.clone(), store: store.clone(), client, metrics: metrics.clone() };
+    let batcher =
+        Batcher { config: config.clone(), store: store.clone(), client: client.clone(), metrics: metrics.clone() };
     tokio::spawn(batcher.run(rx, shutdown.clone()));
     tokio::spawn(sweep(config.desk_timeout, store, metrics, connected_since, shutdown));
-    IngestHandle { status }
+    IngestHandle { status, client }
 }
 
 struct Poller {
@@ -204,9 +207,13 @@ impl Batcher {
 
             let mut changes = Vec::with_capacity(publishes.len());
             let mut index = Vec::with_capacity(publishes.len());
+            let mut work = Vec::new();
             for (i, (_, p)) in publishes.iter().enumerate() {
                 match parse(&self.config.prefix, p) {
-                    Ok(change) => {
+                    Ok((change, payload)) => {
+                        if matches!(payload, protocol::Payload::QueueAck { .. } | protocol::Payload::Reply { .. }) {
+                            work.push((changes.len(), change.desk().to_owned(), payload));
+                        }
                         changes.push(change);
                         index.push(i);
                     }
@@ -235,6 +242,22 @@ impl Batcher {
                             0
                         }
                     };
+                }
+                // Acks and answers, in arrival order, each its own transaction (after the desk's
+                // liveness above), for registered desks.
+                for (k, desk, payload) in work {
+                    let i = index[k];
+                    let known = applied.iter().any(|(j, o)| *j == i && !matches!(o, Outcome::UnknownDesk));
+                    if !known {
+                        continue;
+                    }
+                    let Some(outcome) = self.desk_work(&desk, &payload, &shutdown).await else { break };
+                    self.metrics.desk_answer(outcome);
+                    if let Some(reason) = outcome.reject_label() {
+                        let reject = if reason == "wrong_desk" { Reject::WrongDesk } else { Reject::UnknownRequest };
+                        rejects.log(&publishes[i].1.topic, &reject);
+                        self.metrics.reject(reject.label());
+                    }
                 }
             }
             // Committed, rejected or set aside: now the broker may forget them.
@@ -288,6 +311,31 @@ impl Batcher {
         Some(applied)
     }
 
+    /// A desk's ack or answer: retried while the database is away; a permanent failure is logged
+    /// and counted as stale (the message is acknowledged: it cannot succeed later either).
+    async fn desk_work(
+        &self,
+        desk: &str,
+        payload: &protocol::Payload,
+        shutdown: &CancellationToken,
+    ) -> Option<DeskOutcome> {
+        let result = match payload {
+            protocol::Payload::QueueAck { version, .. } => self
+                .retrying(shutdown, || self.store.queue_ack(desk, *version))
+                .await?
+                .map(|n| if n > 0 { DeskOutcome::Applied } else { DeskOutcome::Stale }),
+            protocol::Payload::Reply { clock, request, action, note } => {
+                self.retrying(shutdown, || self.store.desk_reply(desk, *clock, *request, *action, note.as_deref()))
+                    .await?
+            }
+            _ => return Some(DeskOutcome::Stale),
+        };
+        Some(result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, desk, "a desk's ack or answer failed");
+            DeskOutcome::Stale
+        }))
+    }
+
     /// Runs `op` until it succeeds or fails permanently, backing off (capped) on transient errors.
     /// `None` when shutdown interrupts the wait.
     async fn retrying<T, F, Fut>(&self, shutdown: &CancellationToken, mut op: F) -> Option<Result<T, StoreError>>
@@ -318,14 +366,15 @@ impl Batcher {
     }
 }
 
-fn parse(prefix: &str, p: &Publish) -> Result<Change, Reject> {
+/// A desk message: its effect on the desk's record, and the payload (for acks and answers).
+fn parse(prefix: &str, p: &Publish) -> Result<(Change, protocol::Payload), Reject> {
     // Checked before the topic: an oversized payload is `too_large` wherever it was sent.
     if p.payload.len() > protocol::MAX_PAYLOAD {
         return Err(Reject::TooLarge(p.payload.len()));
     }
     let (desk, kind) = protocol::parse_topic(prefix, &p.topic)?;
     let payload = protocol::Payload::parse(kind, &p.payload)?;
-    Ok(Change::Message { desk: desk.to_owned(), message: payload.message() })
+    Ok((Change::Message { desk: desk.to_owned(), message: payload.message() }, payload))
 }
 
 /// Every few seconds, times out desks silent for longer than `timeout`. Silence is only held

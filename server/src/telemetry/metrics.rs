@@ -40,6 +40,7 @@ pub struct Metrics {
     pub mqtt_connected: Gauge,
     pub mqtt_pending: Gauge,
     pub mqtt_session_lost: Counter,
+    pub desk_answers: Family<ReasonLabel, Counter>,
     pub commit_batches: Counter,
     pub commit_errors: Counter,
     pub desks_timed_out: Counter,
@@ -80,6 +81,7 @@ impl Metrics {
             mqtt_connected: Gauge::default(),
             mqtt_pending: Gauge::default(),
             mqtt_session_lost: Counter::default(),
+            desk_answers: Family::default(),
             commit_batches: Counter::default(),
             commit_errors: Counter::default(),
             desks_timed_out: Counter::default(),
@@ -123,6 +125,11 @@ impl Metrics {
             "Reconnections on which the broker had lost the server's session (another client took its id?)",
             m.mqtt_session_lost.clone(),
         );
+        r.register(
+            "desk_answers",
+            "Desk acks and answers to consultation requests, by outcome (applied, stale, unknown_request, wrong_desk)",
+            m.desk_answers.clone(),
+        );
         r.register("commit_batches", "Transactions committed by the ingest", m.commit_batches.clone());
         r.register("commit_errors", "Failed ingest commits (retried)", m.commit_errors.clone());
         r.register("desks_timed_out", "Desks marked offline by the timeout", m.desks_timed_out.clone());
@@ -160,6 +167,16 @@ impl Metrics {
 
     pub fn reject(&self, reason: &'static str) {
         self.mqtt_rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn desk_answer(&self, outcome: store::DeskOutcome) {
+        let reason = match outcome {
+            store::DeskOutcome::Applied => "applied",
+            store::DeskOutcome::Stale => "stale",
+            store::DeskOutcome::UnknownRequest => "unknown_request",
+            store::DeskOutcome::WrongDesk => "wrong_desk",
+        };
+        self.desk_answers.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     pub fn broker_refused(&self, reason: &'static str) {

@@ -1,0 +1,277 @@
+//! The consultation loop as a student (HTTP) and a desk unit (MQTT) live it, over the embedded
+//! broker and Mosquitto: the request reaches the desk's retained queue, the desk acks and answers,
+//! the student's stream shows each step; answers are checked, never go backwards, and a student
+//! sees only their own requests.
+
+use domain::consultation::{Action, State};
+use serde_json::json;
+use testkit::sse::SseConn;
+use testkit::{Broker, Browser, TestServer, eventually};
+
+async fn server(broker: Broker) -> Option<TestServer> {
+    let b = TestServer::builder();
+    Some(match broker {
+        Broker::Embedded => b.start().await,
+        Broker::Mosquitto => b.broker(broker.addr().await?).start().await,
+    })
+}
+
+async fn signed_in(s: &TestServer, number: &str) -> Browser {
+    s.student(number, &format!("Student {number}"), "135790", None).await;
+    let mut b = s.browser();
+    let r = b.post_json("/api/student/sign-in", json!({ "number": number, "pin": "135790" })).await;
+    assert_eq!(r.status, 204);
+    b
+}
+
+/// Opens the student's stream with their cookie, from their list's cursor.
+async fn stream(s: &TestServer, b: &mut Browser) -> SseConn {
+    let cursor = b.get("/api/me/requests").await.json()["cursor"].as_i64().unwrap();
+    let cookie: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    SseConn::open(&format!("{}/api/me/events?after={cursor}", s.url), &[("cookie", &cookie.join("; "))]).await.unwrap()
+}
+
+/// The next request event on the stream, as (state, version).
+async fn next_state(sse: &mut SseConn) -> (String, i64) {
+    loop {
+        let ev = sse.next_event().await.expect("the stream is open");
+        if ev.event == "request" {
+            let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+            return (v["state"].as_str().unwrap().to_owned(), v["version"].as_i64().unwrap());
+        }
+    }
+}
+
+macro_rules! over_brokers {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$case(Broker::Embedded).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto() {
+                super::$case(Broker::Mosquitto).await;
+            }
+        }
+    )*};
+}
+
+over_brokers!(
+    a_request_reaches_the_desk_and_the_answer_reaches_the_student_live,
+    answers_from_the_wrong_desk_or_out_of_order_change_nothing,
+    a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot,
+);
+
+async fn a_request_reaches_the_desk_and_the_answer_reaches_the_student_live(broker: Broker) {
+    let Some(s) = server(broker).await else { return };
+    let f = s.faculty("Ada Lovelace", "cq1").await;
+    let mut desk = s.desk("cq1", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Ada is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-1").await;
+    let mut sse = stream(&s, &mut student).await;
+    let r = student
+        .post_json(
+            "/api/requests",
+            json!({ "faculty_id": f, "course": "CS101", "message": "Recursion and stacks, please" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let req = r.json();
+    let id = req["id"].as_i64().unwrap();
+    assert_eq!((req["state"].as_str(), req["position"].as_i64()), (Some("queued"), Some(1)));
+    assert_eq!(next_state(&mut sse).await.0, "queued", "sent");
+
+    // The desk gets its whole queue, retained and versioned, and says it shows it.
+    let snap = desk.snapshot_above(0).await;
+    assert_eq!(snap.items.len(), 1);
+    assert_eq!(
+        (snap.items[0].id, snap.items[0].student.as_str(), snap.items[0].course.as_deref()),
+        (id, "Student S-1", Some("CS101"))
+    );
+    desk.ack(snap.version).await;
+    assert_eq!(next_state(&mut sse).await.0, "delivered", "on the desk");
+    desk.reply(id, Action::Accept, Some("come in")).await;
+    let (state, v_accept) = next_state(&mut sse).await;
+    assert_eq!(state, "accepted");
+    desk.reply(id, Action::Done, None).await;
+    let (state, v_done) = next_state(&mut sse).await;
+    assert_eq!(state, "done");
+    assert!(v_done > v_accept);
+    // The board counted it while it waited.
+    assert_eq!(s.store.snapshot().await.unwrap().faculty.iter().find(|x| x.id == f).unwrap().waiting, 0);
+    let mine = student.get("/api/me/requests").await.json();
+    assert_eq!(mine["requests"][0]["state"], "done");
+    assert_eq!(mine["requests"][0]["note"], "come in");
+}
+
+/// Original defect 5: a late BUSY overwrote a CANCELLED consultation, and any desk could answer
+/// any consultation. Replies from another desk are refused and counted; a cancelled request stays
+/// cancelled; a repeated or reordered answer changes nothing; the next snapshot drops the item.
+async fn answers_from_the_wrong_desk_or_out_of_order_change_nothing(broker: Broker) {
+    let Some(s) = server(broker).await else { return };
+    let f = s.faculty("Grace Hopper", "cq2").await;
+    let _g = s.faculty("Alan Turing", "cq3").await;
+    let mut desk = s.desk("cq2", 1, 0).await;
+    let mut other = s.desk("cq3", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Grace is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-2").await;
+    let r =
+        student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Compiler question for you" })).await;
+    let id = r.json()["id"].as_i64().unwrap();
+    let snap = desk.snapshot_above(0).await;
+    assert_eq!(snap.items.len(), 1);
+    // Another faculty member's desk tries to answer it.
+    other.reply(id, Action::Accept, None).await;
+    eventually("the wrong desk's answer is refused", || async { s.metrics().rejected("wrong_desk") == 1 }).await;
+    // The student cancels; the desk's queue empties; a late busy changes nothing.
+    let r = student.post_json(&format!("/api/requests/{id}/cancel"), json!({})).await;
+    assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("cancelled")));
+    let emptied = desk.snapshot_above(snap.version).await;
+    assert!(emptied.items.is_empty(), "the next snapshot drops the item");
+    desk.reply(id, Action::Busy, None).await;
+    let stale_before =
+        s.metrics().desk_answers.get_or_create(&server::telemetry::metrics::ReasonLabel { reason: "stale" }).get();
+    eventually("the late busy is seen and ignored", || async {
+        s.metrics().desk_answers.get_or_create(&server::telemetry::metrics::ReasonLabel { reason: "stale" }).get()
+            > stale_before
+    })
+    .await;
+    let view = s.store.request_view(id).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Cancelled);
+    // A new request; an accept and a done delivered in reverse order still end in done.
+    let r =
+        student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Another compiler question" })).await;
+    let id2 = r.json()["id"].as_i64().unwrap();
+    let accept =
+        domain::protocol::Payload::Reply { clock: desk.next_clock(), request: id2, action: Action::Accept, note: None };
+    let done =
+        domain::protocol::Payload::Reply { clock: desk.next_clock(), request: id2, action: Action::Done, note: None };
+    desk.send(&done, false).await;
+    desk.send(&accept, false).await;
+    desk.send(&accept, false).await;
+    eventually("done, whatever the order", || async {
+        s.store.request_view(id2).await.unwrap().unwrap().state == State::Done
+    })
+    .await;
+}
+
+/// A desk that reboots subscribes again and gets its current queue at once (retained); a snapshot
+/// it already showed is never replaced by an older one.
+async fn a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot(broker: Broker) {
+    let Some(s) = server(broker).await else { return };
+    let f = s.faculty("Katherine Johnson", "cq4").await;
+    let mut desk = s.desk("cq4", 1, 0).await;
+    desk.state(true, false).await;
+    eventually("Katherine is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-3").await;
+    let r =
+        student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Orbital mechanics question" })).await;
+    assert_eq!(r.status, 201);
+    // Published while no desk listened: retained.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    desk.kill();
+    let mut rebooted = s.desk("cq4", 2, 0).await;
+    rebooted.subscribe_queue().await;
+    let snap = rebooted.snapshot_above(0).await;
+    assert_eq!(snap.items.len(), 1);
+    assert_eq!(snap.faculty.name, "Katherine Johnson");
+}
+
+/// A student never sees anything of another's requests: not by id, not in lists, not on streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_student_never_sees_anothers_requests() {
+    let s = TestServer::start().await;
+    let f = s.faculty("Dorothy Vaughan", "cq5").await;
+    let mut desk = s.desk("cq5", 1, 0).await;
+    desk.state(true, false).await;
+    eventually("Dorothy is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut a = signed_in(&s, "A-1").await;
+    let mut b = signed_in(&s, "B-1").await;
+    let mut b_stream = stream(&s, &mut b).await;
+    let r = a.post_json("/api/requests", json!({ "faculty_id": f, "message": "A's private question" })).await;
+    let id = r.json()["id"].as_i64().unwrap();
+    // B tries A's request by id.
+    let r = b.post_json(&format!("/api/requests/{id}/cancel"), json!({})).await;
+    assert_eq!(r.status, 404);
+    assert!(!r.body.contains("private"));
+    let list = b.get("/api/me/requests").await;
+    assert!(!list.body.contains("private") && list.json()["requests"].as_array().unwrap().is_empty());
+    // Nothing of A's appears on B's stream, while B's own request does.
+    let r = b.post_json("/api/requests", json!({ "faculty_id": f, "message": "B's own question here" })).await;
+    assert_eq!(r.status, 201);
+    let ev = loop {
+        let ev = b_stream.next_event().await.unwrap();
+        if ev.event == "request" {
+            break ev;
+        }
+    };
+    assert!(ev.data.contains("B's own question") && !ev.data.contains("private"), "{}", ev.data);
+    // Without a session: 401; an admin's session is not a student's: 403.
+    let mut nobody = s.browser();
+    assert_eq!(nobody.get("/api/me/requests").await.status, 401);
+    assert_eq!(
+        nobody.post_json("/api/requests", json!({ "faculty_id": f, "message": "anonymous question" })).await.status,
+        401
+    );
+    s.admin("root", "correct horse battery").await;
+    let mut admin = s.browser();
+    admin.post_json("/api/admin/sign-in", json!({ "username": "root", "password": "correct horse battery" })).await;
+    assert_eq!(admin.get("/api/me/requests").await.status, 403);
+    assert_eq!(a.get("/api/me/requests").await.json()["requests"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_rules_come_back_with_the_field_and_a_clear_message() {
+    let s = TestServer::start().await;
+    let f = s.faculty("Hedy Lamarr", "cq6").await;
+    let mut b = signed_in(&s, "S-9").await;
+    let r = b.post_json("/api/requests", json!({ "faculty_id": f, "message": "too short" })).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("message")));
+    let r = b
+        .post_json("/api/requests", json!({ "faculty_id": f, "course": "X1", "message": "A long enough message" }))
+        .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("course")));
+    // Hedy's desk has said nothing: offline. Without hold, refused; with hold, held.
+    let r = b.post_json("/api/requests", json!({ "faculty_id": f, "message": "A long enough message" })).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("offline"));
+    let r = b
+        .post_json("/api/requests", json!({ "faculty_id": f, "message": "A long enough message", "hold": true }))
+        .await;
+    assert_eq!((r.status, r.json()["state"].as_str()), (201, Some("held")));
+    let r = b
+        .post_json("/api/requests", json!({ "faculty_id": f, "message": "A long enough message", "hold": true }))
+        .await;
+    assert_eq!(r.status, 409, "one open request per faculty member");
+    let r = b.post_json("/api/requests", json!({ "faculty_id": 424242, "message": "A long enough message" })).await;
+    assert_eq!(r.status, 404);
+    // Hedy comes in: the held request joins the queue by itself.
+    let mut desk = s.desk("cq6", 1, 0).await;
+    desk.state(true, false).await;
+    let store = s.store.clone();
+    let sid = store.student_by_number("S-9").await.unwrap().unwrap().id;
+    eventually("the held request is released", || {
+        let store = store.clone();
+        async move { store.student_requests(sid).await.unwrap().requests[0].state == State::Queued }
+    })
+    .await;
+    assert_eq!(b.get("/api/me/requests").await.json()["requests"][0]["state"], "queued");
+}
