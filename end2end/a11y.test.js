@@ -1,5 +1,6 @@
 // Accessibility: axe-core's WCAG 2 A/AA rules (contrast included) on the board and the kiosk, with a
-// card in every status, before and after hydration, and the keyboard path through the filters.
+// card in every status, before and after hydration, the keyboard path through the filters, and the
+// consultation pages (the request form with its notice and errors, a student's requests).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -11,6 +12,7 @@ let broker;
 let server;
 let browser;
 const desks = [];
+const ids = {};
 
 before(async () => {
   broker = await startBroker();
@@ -24,6 +26,7 @@ before(async () => {
   ];
   for (const [desk, name, dept, state] of people) {
     const id = server.cli('faculty', 'add', '--name', name, '--department', dept).trim();
+    ids[desk] = id;
     server.cli('desk', 'add', desk, '--faculty', id);
     if (state) {
       const d = await connectDesk(broker.url, 'consultease', desk, 1);
@@ -31,6 +34,8 @@ before(async () => {
       desks.push(d);
     }
   }
+  server.cli('student', 'add', '--number', 'S-300', '--name', 'Kim Student');
+  server.cliWithInput('975310\n', 'student', 'set-pin', 'S-300');
   // axe-core is injected as an inline script: the test, not the app, needs the CSP bypassed.
   browser = await launchBrowser({ bypassCSP: true });
 });
@@ -96,5 +101,35 @@ test('the filters and search are reachable and usable from the keyboard', async 
   await page.keyboard.type('noether');
   await page.keyboard.press('Enter');
   await page.waitForURL(/q=noether/);
+  await page.close();
+});
+
+test('the request form and my requests: no WCAG 2.1 A/AA violations, keyboard only', async () => {
+  const page = await browser.newPage({ width: 390, height: 844 });
+  await page.goto(`${server.url}/sign-in`);
+  await page.locator('html[data-hydrated]').waitFor({ timeout: 15_000 });
+  await page.getByLabel('Student number', { exact: true }).fill('S-300');
+  await page.getByLabel('PIN', { exact: true }).fill('975310');
+  await page.keyboard.press('Enter');
+  await page.locator('.account .who').waitFor({ timeout: 10_000 });
+
+  // Someone away: the notice, the colleagues, the hold box; then a refused course code.
+  await page.goto(`${server.url}/request/${ids['a11y-away']}`);
+  await page.locator('html[data-hydrated]').waitFor({ timeout: 15_000 });
+  await page.locator('.notice').waitFor();
+  assert.deepEqual(await violations(page), [], 'request form');
+  await page.getByLabel('Course code (optional)').fill('nope');
+  await page.getByLabel('What would you like to discuss?').fill('Help with the homework please.');
+  await page.getByLabel('What would you like to discuss?').press('Tab');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.locator('#course-error').waitFor({ timeout: 10_000 });
+  assert.deepEqual(await violations(page), [], 'request form with an error');
+  await page.getByLabel('Course code (optional)').fill('');
+  await page.getByLabel('Course code (optional)').press('Enter');
+  await page.waitForURL(/\/me$/);
+  await page.locator('.request[data-state="held"]').waitFor({ timeout: 10_000 });
+  await page.locator('.link[data-link="live"]').waitFor({ timeout: 10_000 });
+  assert.deepEqual(await violations(page), [], 'my requests');
   await page.close();
 });

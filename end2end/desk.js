@@ -10,6 +10,17 @@ export async function connectDesk(brokerUrl, prefix, id, boot) {
     will: { topic: topic('online'), payload: JSON.stringify({ boot, seq: 0, online: false }), qos: 1, retain: true },
   });
   let seq = 0;
+  // The queue the server publishes to this desk (retained): the newest snapshot by version.
+  let queue = null;
+  const queueWaiters = [];
+  client.on('message', (t, payload) => {
+    if (t !== topic('queue')) return;
+    const snap = JSON.parse(payload.toString());
+    if (queue && snap.version <= queue.version) return;
+    queue = snap;
+    for (const w of queueWaiters.splice(0)) w();
+  });
+  await client.subscribeAsync(topic('queue'), { qos: 1 });
   const publish = (kind, body, { retain = true, qos = 1 } = {}) =>
     client.publishAsync(topic(kind), JSON.stringify(body), { qos, retain });
   const desk = {
@@ -25,6 +36,36 @@ export async function connectDesk(brokerUrl, prefix, id, boot) {
     /** Publishes a state message with an explicit (old) seq. */
     async stateAt(at, present, busy = false) {
       await publish('state', { boot, seq: at, present, busy }, { retain: false });
+    },
+    /** The newest queue snapshot received (or null). */
+    get queue() {
+      return queue;
+    },
+    /** Resolves with the first queue snapshot (current or later) for which `pred` holds. */
+    async waitQueue(pred, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!(queue && pred(queue))) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`desk ${id}: queue never matched; last ${JSON.stringify(queue)}`);
+        await new Promise((r) => {
+          const t = setTimeout(r, left);
+          queueWaiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+      return queue;
+    },
+    /** Acknowledges the queue snapshot `version` (it is on the screen). */
+    async ack(version) {
+      seq += 1;
+      await publish('queue_ack', { boot, seq, version }, { retain: false });
+    },
+    /** Answers a request with a button: accept, busy, decline, done or no_show. */
+    async reply(request, action, note) {
+      seq += 1;
+      await publish('reply', { boot, seq, request, action, ...(note ? { note } : {}) }, { retain: false });
     },
     async close() {
       await client.endAsync();

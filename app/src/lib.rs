@@ -3,6 +3,7 @@
 //! the browser bundle. Server-only code lives in [`ssr`].
 
 pub mod account;
+pub mod consult;
 pub mod error;
 pub mod format;
 pub mod live;
@@ -118,6 +119,8 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("sign-in") view=pages::SignIn ssr=SsrMode::Async />
                 <Route path=path!("/admin/sign-in") view=pages::AdminSignInPage ssr=SsrMode::Async />
                 <Route path=path!("/kiosk/enrol") view=pages::KioskEnrolPage ssr=SsrMode::Async />
+                <Route path=path!("/request/:id") view=pages::RequestPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("me") view=pages::MyRequestsPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

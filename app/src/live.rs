@@ -29,7 +29,7 @@ impl Link {
 }
 
 #[cfg(feature = "hydrate")]
-pub use follower::follow;
+pub use follower::{follow, follow_requests};
 
 #[cfg(feature = "hydrate")]
 mod follower {
@@ -165,5 +165,104 @@ mod follower {
             let me = self.clone();
             set_timeout(move || me.open(), Duration::from_secs(2));
         }
+    }
+
+    /// Follows the signed-in student's `/api/me/events` from `cursor`: applies only newer versions
+    /// of their requests, replaces the list on a snapshot, reconnects by itself.
+    pub fn follow_requests(cursor: i64, list: RwSignal<Vec<domain::RequestView>>, link: RwSignal<Link>) {
+        let last = Rc::new(Cell::new(cursor));
+        let conn: Rc<RefCell<Connection>> = Rc::default();
+        let closed = Rc::new(Cell::new(false));
+        fn open(
+            last: Rc<Cell<i64>>,
+            conn: Rc<RefCell<Connection>>,
+            closed: Rc<Cell<bool>>,
+            list: RwSignal<Vec<domain::RequestView>>,
+            link: RwSignal<Link>,
+        ) {
+            if closed.get() {
+                return;
+            }
+            let Ok(es) = EventSource::new(&format!("/api/me/events?after={}", last.get())) else { return };
+            let mut listeners = Vec::new();
+            let mut on = |name: &str, handler: Box<dyn FnMut(web_sys::Event)>| {
+                let cb = Closure::wrap(handler);
+                let _ = es.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+                listeners.push(cb);
+            };
+            on("open", Box::new(move |_| link.set(Link::Live)));
+            {
+                let (last, conn, closed) = (last.clone(), conn.clone(), closed.clone());
+                on(
+                    "error",
+                    Box::new(move |_| {
+                        link.set(Link::Reconnecting);
+                        let gone =
+                            conn.borrow().as_ref().is_some_and(|(es, _)| es.ready_state() == EventSource::CLOSED);
+                        if gone {
+                            if let Some((es, _)) = conn.borrow_mut().take() {
+                                es.close();
+                            }
+                            let (last, conn, closed) = (last.clone(), conn.clone(), closed.clone());
+                            set_timeout(move || open(last, conn, closed, list, link), Duration::from_secs(2));
+                        }
+                    }),
+                );
+            }
+            {
+                let last = last.clone();
+                on(
+                    "request",
+                    Box::new(move |e| {
+                        let Some(msg) = e.dyn_ref::<MessageEvent>() else { return };
+                        let Some(r) =
+                            msg.data().as_string().and_then(|d| serde_json::from_str::<domain::RequestView>(&d).ok())
+                        else {
+                            return;
+                        };
+                        if let Ok(id) = msg.last_event_id().parse::<i64>() {
+                            last.set(last.get().max(id));
+                        }
+                        list.update(|l| {
+                            domain::apply_request(l, r);
+                        });
+                    }),
+                );
+            }
+            {
+                let last = last.clone();
+                on(
+                    "snapshot",
+                    Box::new(move |e| {
+                        let Some(msg) = e.dyn_ref::<MessageEvent>() else { return };
+                        let Some(mine) =
+                            msg.data().as_string().and_then(|d| serde_json::from_str::<domain::MyRequests>(&d).ok())
+                        else {
+                            return;
+                        };
+                        last.set(mine.cursor);
+                        list.update(|l| {
+                            let mut next = mine.requests;
+                            for r in next.iter_mut() {
+                                if let Some(held) = l.iter().find(|h| h.id == r.id && h.version > r.version) {
+                                    *r = held.clone();
+                                }
+                            }
+                            *l = next;
+                        });
+                    }),
+                );
+            }
+            *conn.borrow_mut() = Some((es, listeners));
+        }
+        open(last, conn.clone(), closed.clone(), list, link);
+        let cleanup = SendWrapper::new((conn, closed));
+        on_cleanup(move || {
+            let (conn, closed) = cleanup.take();
+            closed.set(true);
+            if let Some((es, _)) = conn.borrow_mut().take() {
+                es.close();
+            }
+        });
     }
 }

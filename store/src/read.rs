@@ -40,6 +40,23 @@ impl Store {
         rows.into_iter().map(|r| Ok(FacultyEvent { id: r.event_id, faculty: r.view.try_into()? })).collect()
     }
 
+    /// One faculty member as the board shows them.
+    pub async fn faculty(&self, id: i64) -> Result<Option<FacultyView>> {
+        let sql = format!("{VIEW_SELECT} WHERE f.id = $1");
+        let row: Option<ViewRow> = on_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        row.map(FacultyView::try_from).transpose()
+    }
+
+    /// Colleagues of faculty member `id` in the same department who are available now.
+    pub async fn available_colleagues(&self, id: i64) -> Result<Vec<FacultyView>> {
+        let sql = format!(
+            "{VIEW_SELECT} WHERE f.status = 'available' AND f.id <> $1 \
+             AND f.department = (SELECT department FROM faculty WHERE id = $1) ORDER BY f.name LIMIT 5"
+        );
+        let rows: Vec<ViewRow> = on_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await?);
+        rows.into_iter().map(FacultyView::try_from).collect()
+    }
+
     /// How many desk units are online now.
     pub async fn count_online_desks(&self) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM desks WHERE online";

@@ -148,6 +148,7 @@ fn SignedIn(me: Me) -> impl IntoView {
     view! {
         <div class="account">
             <span class="who">{me.name}</span>
+            {(!me.admin).then(|| view! { <a href="/me">"My requests"</a> })}
             // A plain form: without JavaScript it posts, the server ends the session and redirects.
             // With it, the page signs out and reloads, so nothing of the student stays in memory.
             <form method="post" action="/api/sign_out" on:submit=move |ev| {

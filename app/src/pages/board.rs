@@ -149,7 +149,8 @@ fn SearchForm(
 #[component]
 fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
     let (id, version, status) = (f.id, f.version, f.status);
-    let (name, department) = (f.name.clone(), f.department.clone());
+    let (name, department, waiting) = (f.name.clone(), f.department.clone(), f.waiting);
+    let ask_label = format!("Ask {} for a consultation", f.name);
     let age = move || age_line(&f, now.get());
     view! {
         <li class=format!("card {status}") data-faculty-id=id data-status=status.as_str() data-version=version>
@@ -160,6 +161,10 @@ fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
             <h3 class="name">{name}</h3>
             <p class="dept">{department}</p>
             <p class="age">{age}</p>
+            <p class="ask">
+                {(waiting > 0).then(|| view! { <span class="waiting">{format!("{waiting} waiting")}</span> })}
+                <a href=format!("/request/{id}") aria-label=ask_label>"Ask"</a>
+            </p>
         </li>
     }
 }

@@ -1,31 +1,14 @@
-use crate::pages::AccountBar;
+use crate::pages::Header;
 use crate::pages::board::BoardPage;
 use leptos::prelude::*;
 use leptos_meta::Title;
-
-#[component]
-fn Header(#[prop(optional)] kiosk: bool) -> impl IntoView {
-    view! {
-        <header class=if kiosk { "top kiosk" } else { "top" }>
-            <div>
-                <h1>"ConsultEase"</h1>
-                <p class="tagline">"Who is available for consultation, live."</p>
-            </div>
-            <nav class="views" aria-label="Views">
-                <a href="/" aria-current=(!kiosk).then_some("page")>"Board"</a>
-                <a href="/kiosk" aria-current=kiosk.then_some("page")>"Kiosk"</a>
-                <AccountBar />
-            </nav>
-        </header>
-    }
-}
 
 /// The board.
 #[component]
 pub fn Home() -> impl IntoView {
     view! {
         <Title text="ConsultEase — faculty board" />
-        <Header />
+        <Header current="/" />
         <main class="page">
             <h2 class="sr-only">"Faculty availability"</h2>
             <BoardPage />
@@ -38,7 +21,7 @@ pub fn Home() -> impl IntoView {
 pub fn Kiosk() -> impl IntoView {
     view! {
         <Title text="ConsultEase — kiosk" />
-        <Header kiosk=true />
+        <Header current="/kiosk" />
         <main class="page kiosk">
             <h2 class="sr-only">"Faculty availability"</h2>
             <BoardPage kiosk=true />

@@ -1,11 +1,34 @@
 mod account;
 pub mod board;
+mod consult;
 mod home;
 
 pub use account::{AccountBar, AdminSignInPage, KioskEnrolPage, SignIn};
+pub use consult::{MyRequestsPage, RequestPage};
 pub use home::{Home, Kiosk};
 
 use leptos::prelude::*;
+
+/// The header of every page: the name, the two views and the account bar. `current` is the view's
+/// path when the page is one of them (`/` or `/kiosk`, which is also laid out for a touchscreen).
+#[component]
+pub fn Header(#[prop(optional)] current: &'static str) -> impl IntoView {
+    let kiosk = current == "/kiosk";
+    let here = move |path: &'static str| (current == path).then_some("page");
+    view! {
+        <header class=if kiosk { "top kiosk" } else { "top" }>
+            <div>
+                <h1>"ConsultEase"</h1>
+                <p class="tagline">"Who is available for consultation, live."</p>
+            </div>
+            <nav class="views" aria-label="Views">
+                <a href="/" aria-current=here("/")>"Board"</a>
+                <a href="/kiosk" aria-current=here("/kiosk")>"Kiosk"</a>
+                <AccountBar />
+            </nav>
+        </header>
+    }
+}
 
 #[component]
 pub fn NotFound() -> impl IntoView {

@@ -1,0 +1,88 @@
+//! Consultation requests from the pages: server functions over the same store calls as the JSON
+//! API (`/api/requests`). The student always comes from the session.
+
+use crate::AppError;
+use domain::{FacultyView, MyRequests};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the request form shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestForm {
+    pub faculty: FacultyView,
+    /// Available colleagues of the same department (when the faculty member is away or offline).
+    pub colleagues: Vec<FacultyView>,
+    pub signed_in: bool,
+}
+
+#[server(endpoint = "request_form")]
+pub async fn get_request_form(faculty_id: i64) -> Result<RequestForm, AppError> {
+    crate::ssr::respond(
+        async {
+            let ctx = crate::ssr::AppContext::current()?;
+            let faculty = ctx
+                .store
+                .faculty(faculty_id)
+                .await?
+                .ok_or_else(|| AppError::NotFound("No such faculty member.".into()))?;
+            let colleagues = match faculty.status {
+                domain::Status::Available | domain::Status::Busy => Vec::new(),
+                _ => ctx.store.available_colleagues(faculty_id).await?,
+            };
+            // Not signed in as a student: the form asks them to. Any other failure is an error.
+            let signed_in = match crate::ssr::session::student().await {
+                Ok(_) => true,
+                Err(AppError::Unauthorized | AppError::Forbidden) => false,
+                Err(e) => return Err(e),
+            };
+            Ok(RequestForm { faculty, colleagues, signed_in })
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "place_request")]
+pub async fn place_request(
+    faculty_id: i64,
+    course: Option<String>,
+    message: String,
+    hold: Option<String>,
+) -> Result<(), AppError> {
+    crate::ssr::respond(
+        async {
+            let ctx = crate::ssr::AppContext::current()?;
+            let (student_id, _) = crate::ssr::session::student().await?;
+            let new = store::NewRequest { student_id, faculty_id, course, message, hold: hold.is_some() };
+            ctx.store.place_request(&new).await?;
+            leptos_axum::redirect("/me");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "my_requests")]
+pub async fn get_my_requests() -> Result<MyRequests, AppError> {
+    crate::ssr::respond(
+        async {
+            let ctx = crate::ssr::AppContext::current()?;
+            let (student_id, _) = crate::ssr::session::student().await?;
+            Ok(ctx.store.student_requests(student_id).await?)
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "cancel_request")]
+pub async fn cancel_request(id: i64) -> Result<(), AppError> {
+    crate::ssr::respond(
+        async {
+            let ctx = crate::ssr::AppContext::current()?;
+            let (student_id, _) = crate::ssr::session::student().await?;
+            let actor = store::Actor::Student(student_id);
+            ctx.store.change_request(id, domain::consultation::Input::Cancel, &actor, None).await?;
+            Ok(())
+        }
+        .await,
+    )
+}
