@@ -1,15 +1,17 @@
 //! The consultation loop as a student (HTTP) and a desk unit (MQTT) live it, over the embedded
-//! broker and Mosquitto: the request reaches the desk's retained queue, the desk acks and answers,
-//! the student's stream shows each step; answers are checked, never go backwards, and a student
-//! sees only their own requests.
+//! broker and Mosquitto, on SQLite and PostgreSQL: the request reaches the desk's retained queue,
+//! the desk acks and answers, the student's stream shows each step; answers are checked, never go
+//! backwards, survive a server restart, and a student sees only their own requests.
 
 use domain::consultation::{Action, State};
 use serde_json::json;
 use testkit::sse::SseConn;
-use testkit::{Broker, Browser, TestServer, eventually};
+use testkit::{Broker, Browser, Database, TestServer, eventually};
 
-async fn server(broker: Broker) -> Option<TestServer> {
-    let b = TestServer::builder();
+/// A server on `broker` (its own embedded one, or Mosquitto) and a fresh `database`; `None` when
+/// a service is unreachable and not required.
+async fn server(broker: Broker, database: Database) -> Option<TestServer> {
+    let b = TestServer::builder().database(database.fresh().await?);
     Some(match broker {
         Broker::Embedded => b.start().await,
         Broker::Mosquitto => b.broker(broker.addr().await?).start().await,
@@ -42,30 +44,40 @@ async fn next_state(sse: &mut SseConn) -> (String, i64) {
     }
 }
 
-macro_rules! over_brokers {
+/// Runs each case over both brokers and both databases.
+macro_rules! matrix {
     ($($case:ident),* $(,)?) => {$(
         mod $case {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$case(Broker::Embedded).await;
+            async fn embedded_sqlite() {
+                super::$case(Broker::Embedded, Database::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mosquitto() {
-                super::$case(Broker::Mosquitto).await;
+            async fn mosquitto_sqlite() {
+                super::$case(Broker::Mosquitto, Database::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded_postgres() {
+                super::$case(Broker::Embedded, Database::Postgres).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto_postgres() {
+                super::$case(Broker::Mosquitto, Database::Postgres).await;
             }
         }
     )*};
 }
 
-over_brokers!(
+matrix!(
     a_request_reaches_the_desk_and_the_answer_reaches_the_student_live,
     answers_from_the_wrong_desk_or_out_of_order_change_nothing,
     a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot,
+    answers_sent_while_the_server_is_down_are_applied_after_it_restarts,
 );
 
-async fn a_request_reaches_the_desk_and_the_answer_reaches_the_student_live(broker: Broker) {
-    let Some(s) = server(broker).await else { return };
+async fn a_request_reaches_the_desk_and_the_answer_reaches_the_student_live(broker: Broker, database: Database) {
+    let Some(s) = server(broker, database).await else { return };
     let f = s.faculty("Ada Lovelace", "cq1").await;
     let mut desk = s.desk("cq1", 1, 0).await;
     desk.state(true, false).await;
@@ -114,8 +126,8 @@ async fn a_request_reaches_the_desk_and_the_answer_reaches_the_student_live(brok
 /// Original defect 5: a late BUSY overwrote a CANCELLED consultation, and any desk could answer
 /// any consultation. Replies from another desk are refused and counted; a cancelled request stays
 /// cancelled; a repeated or reordered answer changes nothing; the next snapshot drops the item.
-async fn answers_from_the_wrong_desk_or_out_of_order_change_nothing(broker: Broker) {
-    let Some(s) = server(broker).await else { return };
+async fn answers_from_the_wrong_desk_or_out_of_order_change_nothing(broker: Broker, database: Database) {
+    let Some(s) = server(broker, database).await else { return };
     let f = s.faculty("Grace Hopper", "cq2").await;
     let _g = s.faculty("Alan Turing", "cq3").await;
     let mut desk = s.desk("cq2", 1, 0).await;
@@ -169,8 +181,8 @@ async fn answers_from_the_wrong_desk_or_out_of_order_change_nothing(broker: Brok
 
 /// A desk that reboots subscribes again and gets its current queue at once (retained); a snapshot
 /// it already showed is never replaced by an older one.
-async fn a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot(broker: Broker) {
-    let Some(s) = server(broker).await else { return };
+async fn a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot(broker: Broker, database: Database) {
+    let Some(s) = server(broker, database).await else { return };
     let f = s.faculty("Katherine Johnson", "cq4").await;
     let mut desk = s.desk("cq4", 1, 0).await;
     desk.state(true, false).await;
@@ -190,6 +202,75 @@ async fn a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot(broker: 
     let snap = rebooted.snapshot_above(0).await;
     assert_eq!(snap.items.len(), 1);
     assert_eq!(snap.faculty.name, "Katherine Johnson");
+}
+
+/// Original loss: requests and answers in flight when the server went down were gone. The desk's
+/// ack and answers, published while the server is stopped, wait in the server's persistent broker
+/// session (acknowledged only after commit) and apply, in order, when it is back; the student's list
+/// and stream (resumed from its cursor) show the outcome, and the desk's queue is current again.
+async fn answers_sent_while_the_server_is_down_are_applied_after_it_restarts(broker: Broker, database: Database) {
+    // A broker that outlives the server: Mosquitto, or the tests' standalone embedded broker.
+    let Some(addr) = broker.addr().await else { return };
+    let Some(db) = database.fresh().await else { return };
+    let s = TestServer::builder().database(db).broker(addr).start().await;
+    let f = s.faculty("Mary Jackson", "cq7").await;
+    let mut desk = s.desk("cq7", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Mary is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-7").await;
+    let mut other = signed_in(&s, "S-8").await;
+    let mut ids = Vec::new();
+    for (b, message) in [(&mut student, "Wind tunnel data, please"), (&mut other, "Another question on drag")] {
+        let r = b.post_json("/api/requests", json!({ "faculty_id": f, "message": message })).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.json()["id"].as_i64().unwrap());
+    }
+    let mut snap = desk.snapshot_above(0).await;
+    while snap.items.len() < 2 {
+        snap = desk.snapshot_above(snap.version).await;
+    }
+    assert_eq!(snap.items.iter().map(|i| i.id).collect::<Vec<_>>(), ids);
+    let cursor = student.get("/api/me/requests").await.json()["cursor"].as_i64().unwrap();
+
+    let prefix = s.prefix.clone();
+    let again = s.stop_for_restart().await;
+    // The desk answers while nobody is there to hear it.
+    desk.ack(snap.version).await;
+    desk.reply(ids[0], Action::Accept, Some("now")).await;
+    desk.reply(ids[1], Action::Decline, None).await;
+    desk.reply(ids[0], Action::Done, None).await;
+    let s = again.start().await;
+    assert_eq!(s.prefix, prefix);
+
+    let store = s.store.clone();
+    eventually("every answer is applied", || {
+        let store = store.clone();
+        let ids = ids.clone();
+        async move {
+            store.request_view(ids[0]).await.unwrap().unwrap().state == State::Done
+                && store.request_view(ids[1]).await.unwrap().unwrap().state == State::Declined
+        }
+    })
+    .await;
+    // The student, back on a fresh connection from the cursor they held: the replay carries each
+    // changed request once, as it is now (never an older step after a newer one).
+    let mut student = student.moved_to(&s.url);
+    let cookie: Vec<String> = student.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut sse = SseConn::open(&format!("{}/api/me/events?after={cursor}", s.url), &[("cookie", &cookie.join("; "))])
+        .await
+        .unwrap();
+    let newest = s.store.request_view(ids[0]).await.unwrap().unwrap().version;
+    assert_eq!(next_state(&mut sse).await, ("done".to_owned(), newest));
+    assert_eq!(student.get("/api/me/requests").await.json()["requests"][0]["note"], "now");
+    // The desk's queue is current again: both answered, nothing waits.
+    let mut after = desk.snapshot_above(snap.version).await;
+    while !after.items.is_empty() {
+        after = desk.snapshot_above(after.version).await;
+    }
 }
 
 /// A student never sees anything of another's requests: not by id, not in lists, not on streams.

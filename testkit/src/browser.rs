@@ -43,6 +43,11 @@ impl Browser {
         Browser { base: base.to_owned(), client, cookies: BTreeMap::new(), same_origin: true }
     }
 
+    /// The same browser (cookies kept) on another address of the server, e.g. after a restart.
+    pub fn moved_to(self, base: &str) -> Browser {
+        Browser { base: base.to_owned(), ..self }
+    }
+
     pub async fn get(&mut self, path: &str) -> Reply {
         self.send(reqwest::Method::GET, path, None, &[]).await
     }

@@ -3,6 +3,7 @@
 //! - [`TestServer`]: the real `serve` wiring (`server::process`) on free ports with a throw-away
 //!   database, on the embedded broker or an external one;
 //! - [`brokers`]: the embedded broker and Mosquitto (required on CI);
+//! - [`databases`]: a fresh SQLite or PostgreSQL database (PostgreSQL required on CI);
 //! - [`Desk`]: a desk unit over MQTT, speaking docs/PROTOCOL.md through `domain::protocol`;
 //! - [`sse`]: a frugal live-stream client;
 //! - [`Browser`]: HTTP with cookies and a page's request headers (or an attacker's);
@@ -10,12 +11,14 @@
 
 pub mod brokers;
 mod browser;
+pub mod databases;
 mod desk;
 mod server;
 pub mod sse;
 
 pub use brokers::Broker;
 pub use browser::{Browser, Reply};
+pub use databases::{Database, TestDatabase};
 pub use desk::Desk;
 pub use server::{TestServer, TestServerBuilder};
 

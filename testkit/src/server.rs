@@ -1,8 +1,10 @@
 //! The server under test: the real `serve` wiring (`server::process::start`) on free ports, with a
-//! throw-away SQLite database, on the embedded broker or an external one.
+//! throw-away database (SQLite unless given one), on the embedded broker or an external one.
 
+use crate::databases::TestDatabase;
 use server::config::{BrokerArgs, MqttArgs, ServeArgs};
 use server::process::{self, Running};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -14,10 +16,15 @@ pub struct TestServer {
     pub store: store::Store,
     pub running: Running,
     pub prefix: String,
-    _dir: tempfile::TempDir,
+    /// How it was started (for [`TestServer::restart`]).
+    config: TestServerBuilder,
+    _site: tempfile::TempDir,
 }
 
+#[derive(Clone)]
 pub struct TestServerBuilder {
+    database: Option<Arc<TestDatabase>>,
+    client_id: String,
     prefix: String,
     broker: Option<server::mqtt::BrokerAddr>,
     desk_timeout: Duration,
@@ -30,6 +37,8 @@ impl TestServer {
     /// A server with its own embedded broker; desk topics under a unique prefix.
     pub fn builder() -> TestServerBuilder {
         TestServerBuilder {
+            database: None,
+            client_id: format!("consultease-test-{}", crate::unique()),
             prefix: format!("t-{}", crate::unique()),
             broker: None,
             desk_timeout: Duration::from_secs(3600),
@@ -105,9 +114,23 @@ impl TestServer {
     pub async fn stop(self) {
         self.running.stop().await;
     }
+
+    /// Stops it (gracefully); returns how to start it again on the same database and broker with
+    /// the same MQTT client id, so its persistent session (and the messages queued in it while it
+    /// is down) is kept. The HTTP address changes.
+    pub async fn stop_for_restart(self) -> TestServerBuilder {
+        self.running.stop().await;
+        self.config
+    }
 }
 
 impl TestServerBuilder {
+    /// Runs on this database instead of a fresh SQLite one.
+    pub fn database(mut self, db: TestDatabase) -> Self {
+        self.database = Some(Arc::new(db));
+        self
+    }
+
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.into();
         self
@@ -141,9 +164,10 @@ impl TestServerBuilder {
     }
 
     /// Starts it; returns once the ingest's subscription is accepted.
-    pub async fn start(self) -> TestServer {
+    pub async fn start(mut self) -> TestServer {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let db = format!("sqlite://{}/db.sqlite", dir.path().display());
+        let database = self.database.get_or_insert_with(|| Arc::new(crate::databases::sqlite())).clone();
+        let db = database.url.clone();
         let mut store = store::Store::connect(&db).await.expect("the database opens");
         if let Some(n) = self.bus_capacity {
             store = store.with_bus_capacity(n);
@@ -161,7 +185,7 @@ impl TestServerBuilder {
             max_replay: self.max_replay,
             mqtt: MqttArgs {
                 broker: BrokerArgs {
-                    mqtt_url: self.broker.map(|b| match (&b.username, &b.password) {
+                    mqtt_url: self.broker.as_ref().map(|b| match (&b.username, &b.password) {
                         (Some(u), Some(p)) => format!("mqtt://{u}:{p}@{}:{}", b.host, b.port),
                         (Some(u), None) => format!("mqtt://{u}@{}:{}", b.host, b.port),
                         _ => format!("mqtt://{}:{}", b.host, b.port),
@@ -169,7 +193,7 @@ impl TestServerBuilder {
                     mqtt_prefix: self.prefix.clone(),
                 },
                 mqtt_bind: "127.0.0.1:0".parse().expect("an address"),
-                mqtt_client_id: Some(format!("consultease-test-{}", crate::unique())),
+                mqtt_client_id: Some(self.client_id.clone()),
                 desk_timeout: self.desk_timeout,
                 batch_max: 256,
                 batch_delay: Duration::from_millis(2),
@@ -182,6 +206,14 @@ impl TestServerBuilder {
             async move { s.subscribed.load(Relaxed) }
         })
         .await;
-        TestServer { url: format!("http://{}", running.http), db, store, running, prefix: self.prefix, _dir: dir }
+        TestServer {
+            url: format!("http://{}", running.http),
+            db,
+            store,
+            running,
+            prefix: self.prefix.clone(),
+            config: self,
+            _site: dir,
+        }
     }
 }
