@@ -65,8 +65,10 @@ pub struct DeskSimArgs {
     pub state_dir: PathBuf,
 
     /// Take commands from standard input instead of changing at random, one per line:
-    /// `DESK present|busy|away|heartbeat|offline|kill` (`offline` leaves politely, `kill` drops the
-    /// connection so the broker publishes the will).
+    /// `DESK present|busy|away|heartbeat|queue|offline|kill` (`offline` leaves politely, `kill` drops
+    /// the connection so the broker publishes the will), and the buttons on a request:
+    /// `DESK accept|busy|decline|done|no-show ID [note]`. Without it, each desk changes at random
+    /// and answers its requests (accept after a few seconds, done a little later).
     #[arg(long)]
     pub stdin: bool,
 

@@ -1,9 +1,10 @@
 //! `consultease desk-sim` and the server's `--demo` mode.
 
 use crate::config::DeskSimArgs;
-use crate::desk_sim::{Presence, Rng, SimDesk, next_boot, run_random};
+use crate::desk_sim::{Presence, Rng, SimDesk, describe_queue, next_boot, run_random};
 use crate::mqtt::BrokerAddr;
 use anyhow::{Context, Result, bail};
+use domain::consultation::Action;
 use std::path::Path;
 use std::time::Duration;
 use store::{NewFaculty, Store, StoreError};
@@ -83,6 +84,15 @@ pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
         let boot = next_boot(&args.state_dir, id)?;
         let desk = SimDesk::connect(&broker, &args.broker.mqtt_prefix, id, boot, rng.presence()).await?;
         println!("{id}: connected (boot {boot})");
+        // Every queue the desk shows (and has acknowledged), as its screen would list it.
+        let (mut queue, id) = (desk.queue(), id.clone());
+        tokio::spawn(async move {
+            while queue.changed().await.is_ok() {
+                if let Some(q) = &*queue.borrow_and_update() {
+                    println!("{}", describe_queue(&id, q));
+                }
+            }
+        });
         desks.push(desk);
     }
     let stop = CancellationToken::new();
@@ -103,6 +113,19 @@ pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
             eprintln!("unknown desk {id:?} (simulating: {})", args.desks.join(", "));
             continue;
         };
+        // `DESK busy` is the desk's presence; `DESK busy ID` is the "not now" button on a request.
+        let request = words.next().map(|w| w.parse::<i64>());
+        let note = Some(words.collect::<Vec<_>>().join(" ")).filter(|n| !n.is_empty());
+        let button = if cmd == "no-show" { Some(Action::NoShow) } else { Action::parse(cmd) };
+        if let (Some(action), Some(request)) = (button, &request) {
+            let Ok(request) = request else {
+                eprintln!("{cmd}: the request is a number (the id shown in the queue)");
+                continue;
+            };
+            let seq = desks[pos].reply(*request, action, note).await?;
+            println!("{id}: seq {seq} {cmd} {request}");
+            continue;
+        }
         let presence = match cmd {
             "present" | "free" => Some(Presence { present: true, busy: false }),
             "busy" => Some(Presence { present: true, busy: true }),
@@ -115,6 +138,10 @@ pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
                 println!("{id}: seq {seq} {cmd}");
             }
             ("heartbeat", _) => desks[pos].heartbeat(0).await?,
+            ("queue", _) => match &*desks[pos].queue().borrow() {
+                Some(q) => println!("{}", describe_queue(id, q)),
+                None => println!("{id}: no queue received yet"),
+            },
             ("offline", _) => {
                 desks.remove(pos).shutdown().await;
                 println!("{id}: offline");
@@ -123,7 +150,10 @@ pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
                 desks.remove(pos).kill();
                 println!("{id}: connection dropped (the broker will publish its will)");
             }
-            _ => eprintln!("unknown command {cmd:?}: present|busy|away|heartbeat|offline|kill"),
+            _ => eprintln!(
+                "unknown command {cmd:?}: present|busy|away|heartbeat|queue|offline|kill, \
+                 or accept|busy|decline|done|no-show ID [note]"
+            ),
         }
     }
     for d in desks {

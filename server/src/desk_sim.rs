@@ -1,17 +1,21 @@
 //! Simulated desk units, speaking docs/PROTOCOL.md exactly: a persisted boot counter, a will
 //! reserved at connect, the announcement right after, state changes and heartbeats with a running
-//! seq. Used by `consultease desk-sim`, the `--demo` server, tests and the benchmarks.
+//! seq; the queue the server sends (subscribed on every connection, older snapshots ignored, each
+//! new one acknowledged as a desk does once it is on the screen) and the buttons' answers. Used by
+//! `consultease desk-sim`, the `--demo` server, tests and the benchmarks.
 
 use crate::mqtt::BrokerAddr;
 use anyhow::{Context, Result};
 use domain::DeskClock;
-use domain::protocol::{DeskInfo, Kind, Payload, topic};
+use domain::consultation::{Action, State};
+use domain::protocol::{DeskInfo, Kind, Payload, QueueSnapshot, queue_topic, topic};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// What a desk reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,6 +31,7 @@ pub struct SimDesk {
     client: AsyncClient,
     boot: u32,
     seq: Arc<AtomicU64>,
+    queue: watch::Receiver<Option<QueueSnapshot>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,8 +73,10 @@ impl SimDesk {
         };
         let (client, mut eventloop) = AsyncClient::new(make_opts(0), 64);
         let connected = Arc::new(Notify::new());
+        let (shown, queue) = watch::channel(None::<QueueSnapshot>);
         let task = {
             let (client, seq, connected, online_topic) = (client.clone(), seq.clone(), connected.clone(), online_topic);
+            let (queue_topic, ack_topic) = (queue_topic(prefix, id), topic(prefix, id, Kind::QueueAck));
             tokio::spawn(async move {
                 let mut will_seq = 0;
                 loop {
@@ -79,7 +86,21 @@ impl SimDesk {
                             let hello =
                                 Payload::Online { clock: DeskClock::new(boot, will_seq + 1), online: true }.encode();
                             let _ = client.try_publish(online_topic.clone(), QoS::AtLeastOnce, true, hello);
+                            // Every connection (clean session): the retained queue comes at once.
+                            let _ = client.try_subscribe(queue_topic.clone(), QoS::AtLeastOnce);
                             connected.notify_one();
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) if p.topic == queue_topic => {
+                            let Ok(snap) = QueueSnapshot::parse(&p.payload) else { continue };
+                            // Never an older queue than the one on the screen (a late redelivery).
+                            if shown.borrow().as_ref().is_some_and(|s| s.version >= snap.version) {
+                                continue;
+                            }
+                            let clock = DeskClock::new(boot, seq.fetch_add(1, Relaxed) + 1);
+                            let ack = Payload::QueueAck { clock, version: snap.version }.encode();
+                            // try_: the poll loop never waits on its own request queue.
+                            let _ = client.try_publish(ack_topic.clone(), QoS::AtLeastOnce, false, ack);
+                            shown.send_replace(Some(snap));
                         }
                         Ok(_) => {}
                         Err(_) => {
@@ -95,7 +116,7 @@ impl SimDesk {
         tokio::time::timeout(Duration::from_secs(10), connected.notified())
             .await
             .with_context(|| format!("desk {id}: no connection to the broker at {}:{}", broker.host, broker.port))?;
-        let desk = SimDesk { id: id.to_owned(), prefix: prefix.to_owned(), client, boot, seq, task };
+        let desk = SimDesk { id: id.to_owned(), prefix: prefix.to_owned(), client, boot, seq, queue, task };
         desk.report(presence).await?;
         Ok(desk)
     }
@@ -126,6 +147,19 @@ impl SimDesk {
         Ok(())
     }
 
+    /// Answers request `request` with a button (QoS 1). Returns its seq.
+    pub async fn reply(&self, request: i64, action: Action, note: Option<String>) -> Result<u64> {
+        let seq = self.next();
+        let payload = Payload::Reply { clock: DeskClock::new(self.boot, seq), request, action, note }.encode();
+        self.client.publish(topic(&self.prefix, &self.id, Kind::Reply), QoS::AtLeastOnce, false, payload).await?;
+        Ok(seq)
+    }
+
+    /// The queue on this desk's screen (the newest snapshot received; acknowledged already).
+    pub fn queue(&self) -> watch::Receiver<Option<QueueSnapshot>> {
+        self.queue.clone()
+    }
+
     /// Goes offline politely: publishes `online:false` and disconnects.
     pub async fn shutdown(self) {
         let seq = self.next();
@@ -141,6 +175,47 @@ impl SimDesk {
     pub fn kill(self) {
         self.task.abort();
     }
+}
+
+/// The simulated faculty member looks at a new request after this long…
+const ANSWER: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(6));
+/// …and the consultation takes this long.
+const TALK: (Duration, Duration) = (Duration::from_secs(8), Duration::from_secs(30));
+
+/// Sends `accept` for `id` after `answer`, then `done` after `talk` more.
+fn answer_after(to: &tokio::sync::mpsc::UnboundedSender<(i64, Action)>, id: i64, answer: Duration, talk: Duration) {
+    let to = to.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(answer).await;
+        if to.send((id, Action::Accept)).is_ok() {
+            tokio::time::sleep(talk).await;
+            let _ = to.send((id, Action::Done));
+        }
+    });
+}
+
+/// One line per item of a queue snapshot, as a desk's screen would list them.
+pub fn describe_queue(desk: &str, q: &QueueSnapshot) -> String {
+    let mut out = format!(
+        "{desk}: queue v{} for {} ({}), {} item(s){}",
+        q.version,
+        q.faculty.name,
+        if q.accepting { "accepting" } else { "not accepting" },
+        q.items.len(),
+        if q.more > 0 { format!(" and {} more", q.more) } else { String::new() },
+    );
+    for i in &q.items {
+        let course = i.course.as_deref().map(|c| format!("{c} · ")).unwrap_or_default();
+        out.push_str(&format!(
+            "\n  {:>6} {:<10} {} [{}] {course}{}",
+            i.id,
+            i.ticket,
+            i.student,
+            i.state.as_str(),
+            i.message
+        ));
+    }
+    out
 }
 
 /// A small deterministic random source (xorshift64*), enough for simulated presence.
@@ -174,8 +249,9 @@ impl Rng {
     }
 }
 
-/// Runs `desks` with random presence changes every `min..max` and heartbeats every 30 s, until
-/// `stop` is cancelled.
+/// Runs `desks` with random presence changes every `min..max` and heartbeats every 30 s, and
+/// answers what reaches each desk as a faculty member would: accept after a few seconds, done a
+/// little later ([`answer_after`]), until `stop` is cancelled.
 pub async fn run_random(desks: Vec<SimDesk>, min: Duration, max: Duration, stop: tokio_util::sync::CancellationToken) {
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
@@ -187,6 +263,9 @@ pub async fn run_random(desks: Vec<SimDesk>, min: Duration, max: Duration, stop:
             // Pinned outside the loop: a heartbeat must not restart the wait for the next change.
             let change = tokio::time::sleep(rng.between(min, max));
             tokio::pin!(change);
+            let mut queue = desk.queue();
+            let mut seen = HashSet::new();
+            let (answers, mut answer) = tokio::sync::mpsc::unbounded_channel::<(i64, Action)>();
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -196,6 +275,21 @@ pub async fn run_random(desks: Vec<SimDesk>, min: Duration, max: Duration, stop:
                     _ = &mut change => {
                         let _ = desk.report(rng.presence()).await;
                         change.as_mut().reset(tokio::time::Instant::now() + rng.between(min, max));
+                    }
+                    Ok(()) = queue.changed() => {
+                        let fresh: Vec<i64> = queue
+                            .borrow_and_update()
+                            .iter()
+                            .flat_map(|q| &q.items)
+                            .filter(|i| matches!(i.state, State::Queued | State::Delivered) && seen.insert(i.id))
+                            .map(|i| i.id)
+                            .collect();
+                        for id in fresh {
+                            answer_after(&answers, id, rng.between(ANSWER.0, ANSWER.1), rng.between(TALK.0, TALK.1));
+                        }
+                    }
+                    Some((id, action)) = answer.recv() => {
+                        let _ = desk.reply(id, action, None).await;
                     }
                 }
             }

@@ -356,3 +356,42 @@ async fn broken_rules_come_back_with_the_field_and_a_clear_message() {
     .await;
     assert_eq!(b.get("/api/me/requests").await.json()["requests"][0]["state"], "queued");
 }
+
+/// `consultease desk-sim` speaks the whole protocol: it shows (and acknowledges) the queue it is
+/// sent, its buttons answer, and in its automatic mode it answers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_desk_acknowledges_its_queue_and_answers() {
+    use server::desk_sim::{Presence, SimDesk, run_random};
+    let s = TestServer::start().await;
+    let f = s.faculty("Frances Allen", "sim1").await;
+    let g = s.faculty("John Backus", "sim2").await;
+    let here = Presence { present: true, busy: false };
+    let desk = SimDesk::connect(&s.broker(), &s.prefix, "sim1", 1, here).await.unwrap();
+    let auto = SimDesk::connect(&s.broker(), &s.prefix, "sim2", 1, here).await.unwrap();
+    eventually("both are available", || async {
+        let snap = s.store.snapshot().await.unwrap();
+        [f, g].iter().all(|id| snap.faculty.iter().any(|x| x.id == *id && x.status == domain::Status::Available))
+    })
+    .await;
+    let mut student = signed_in(&s, "S-11").await;
+    let r = student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Optimising compilers" })).await;
+    let id = r.json()["id"].as_i64().unwrap();
+    let store = s.store.clone();
+    let state = |id: i64| {
+        let store = store.clone();
+        async move { store.request_view(id).await.unwrap().unwrap().state }
+    };
+    eventually("the desk shows it and says so", || async { state(id).await == State::Delivered }).await;
+    assert_eq!(desk.queue().borrow().as_ref().unwrap().items[0].id, id);
+    desk.reply(id, Action::Accept, Some("2 min".into())).await.unwrap();
+    eventually("accepted", || async { state(id).await == State::Accepted }).await;
+
+    // Automatic mode: accepted a few seconds after it arrives, then done.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let long = std::time::Duration::from_secs(3600);
+    tokio::spawn(run_random(vec![auto], long, long, stop.clone()));
+    let r = student.post_json("/api/requests", json!({ "faculty_id": g, "message": "FORTRAN in practice" })).await;
+    let id2 = r.json()["id"].as_i64().unwrap();
+    eventually("the automatic desk accepts", || async { state(id2).await == State::Accepted }).await;
+    stop.cancel();
+}
