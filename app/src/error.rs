@@ -21,7 +21,7 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("Too many attempts. Please wait {retry_after_s} s and try again.")]
+    #[error("Too many attempts. Please wait {} and try again.", wait_words(*retry_after_s))]
     TooMany { retry_after_s: u64 },
     /// The database or another service is unreachable for now.
     #[error("The service is briefly unavailable. Please try again in a moment.")]
@@ -86,4 +86,9 @@ pub fn set_status(err: &AppError) {
     }
     #[cfg(not(feature = "ssr"))]
     let _ = err;
+}
+
+/// "45 s", "15 min": a wait as people say it.
+fn wait_words(seconds: u64) -> String {
+    if seconds < 120 { format!("{seconds} s") } else { format!("{} min", seconds.div_ceil(60)) }
 }
