@@ -8,6 +8,7 @@
 //! - latency publish → SSE receipt over all clients, throughput, the server's RSS and CPU from /proc,
 //!   and the floor: a raw MQTT round trip through the same broker, no server.
 
+pub mod consult;
 mod procstat;
 
 use anyhow::{Context, Result, bail};
@@ -74,6 +75,14 @@ pub struct LoadgenArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Drive the consultation loop instead of presence: `--students` signed-in students submit
+    /// requests at `--rate` per second to the `--desks` desks, which acknowledge, accept and finish
+    /// each (see `consult`).
+    #[arg(long)]
+    pub consult: bool,
+    /// Consultation mode: students, each following their own stream.
+    #[arg(long, default_value_t = 1000)]
+    pub students: usize,
 }
 
 /// What the sign-in flood saw.

@@ -14,6 +14,16 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Cli::parse().args;
+    if args.consult {
+        let report = loadgen::consult::run(&args).await?;
+        loadgen::consult::print(&report);
+        if let Some(path) = &args.report {
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        anyhow::ensure!(report.ok(), "requests were lost or went backwards");
+        return Ok(());
+    }
     let report = loadgen::run(&args).await?;
     loadgen::print(&report);
     if let Some(path) = &args.report {

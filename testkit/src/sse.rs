@@ -51,7 +51,8 @@ impl SseConn {
             .expect("the stream is readable")
     }
 
-    async fn connect_with(host: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Result<SseConn> {
+    /// Opens `path` on `host:port` with extra request headers (a session cookie).
+    pub async fn connect_with(host: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Result<SseConn> {
         let mut stream =
             TcpStream::connect((host, port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
         stream.set_nodelay(true)?;
