@@ -10,8 +10,10 @@
 //!   by a password or PIN change, by disabling the account or revoking the kiosk.
 
 mod hash;
+pub mod tickets;
 
 pub use hash::{HashError, Hasher};
+pub use tickets::{TicketError, Tickets};
 
 use domain::auth::{self as rules, LockoutPolicy, Role, SessionPolicy};
 use sha2::{Digest, Sha256};
@@ -105,6 +107,8 @@ pub struct Auth {
     hasher: Hasher,
     /// How long a kiosk student session lasts without input.
     kiosk_idle_ms: i64,
+    /// The ticket-link key, read from the database once (it never changes).
+    tickets: std::sync::Arc<tokio::sync::OnceCell<Tickets>>,
 }
 
 /// A fresh random secret: 32 bytes from the OS, hex.
@@ -128,7 +132,18 @@ fn normalize_code(code: &str) -> String {
 
 impl Auth {
     pub fn new(store: Store, hasher: Hasher) -> Auth {
-        Auth { store, hasher, kiosk_idle_ms: SessionPolicy::KIOSK_STUDENT.idle_ms }
+        Auth { store, hasher, kiosk_idle_ms: SessionPolicy::KIOSK_STUDENT.idle_ms, tickets: Default::default() }
+    }
+
+    /// Ticket links' signer, under the key kept in the database (made at first use; the same for
+    /// every instance on that database).
+    pub async fn tickets(&self) -> Result<&Tickets, AuthError> {
+        self.tickets
+            .get_or_try_init(|| async {
+                let key = self.store.meta_get_or_insert("ticket_key", &token()?).await?;
+                Ok::<_, AuthError>(Tickets::new(key.as_bytes()))
+            })
+            .await
     }
 
     /// Sets how long a student's session at a kiosk lasts without input (default 120 s).

@@ -81,6 +81,8 @@ struct Shared {
     reqs: Vec<Req>,
     to_desk: std::sync::Mutex<Vec<u32>>,
     to_student: std::sync::Mutex<Vec<u32>>,
+    /// When submitting began (ns since `start`): request k is due `k / rate` after it.
+    submit_base: AtomicU64,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -89,7 +91,7 @@ impl Shared {
         self.start.elapsed().as_nanos() as u64
     }
     fn sched_ns(&self, k: usize) -> u64 {
-        (k as f64 / self.rate * 1e9) as u64
+        self.submit_base.load(Relaxed) + (k as f64 / self.rate * 1e9) as u64
     }
 }
 
@@ -217,6 +219,7 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
         reqs: (0..total).map(|_| Req::default()).collect(),
         to_desk: Default::default(),
         to_student: Default::default(),
+        submit_base: AtomicU64::new(0),
         stop: tokio_util::sync::CancellationToken::new(),
     });
 
@@ -347,6 +350,7 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
     let base = args.url.trim_end_matches('/').to_owned();
     let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel::<(u16, u32)>();
     let started = Instant::now();
+    shared.submit_base.store(shared.now_ns(), Relaxed);
     let mut sent = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let mut rss_max = 0;

@@ -187,8 +187,11 @@ impl Store {
         });
         let mut out = Published::default();
         self.settle(&mut tx, &f, now, accepting, &mut out).await?;
-        log_event(&mut tx, id, new.student_id, now).await?;
-        out.requests.push(id);
+        // Taking its place in line logged it already (one event per change, not two).
+        if !out.requests.contains(&id) {
+            log_event(&mut tx, id, new.student_id, now).await?;
+            out.requests.push(id);
+        }
         tx.commit().await?;
         let view = self.request_view(id).await?.ok_or_else(|| StoreError::Corrupt("placed request vanished".into()))?;
         self.publish_requests(out).await;

@@ -4,6 +4,7 @@
 pub mod account;
 mod assets;
 mod error;
+pub mod feeds;
 mod health;
 pub mod listener;
 mod live;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Recent events rendered once for all event streams.
     pub frames: Arc<live::Frames>,
+    /// Request events, routed to each student's streams.
+    pub feeds: feeds::StudentFeeds,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -73,6 +76,7 @@ impl AppState {
         let public = url::Url::parse("http://127.0.0.1:3000").expect("a constant URL parses");
         AppState {
             auth: auth::Auth::new(store.clone(), hasher),
+            feeds: feeds::StudentFeeds::new(store.clone()),
             cookies: app::ssr::session::Cookies { secure: true },
             origins: Arc::new(security::Origins::new(&public, bind, false)),
             store,

@@ -3,6 +3,7 @@
 //! that is not theirs is a 404, never someone else's data.
 
 use super::account::{Body, StudentSession};
+use super::feeds::Feed;
 use super::{AppState, HttpError};
 use app::AppError;
 use axum::body::Body as HttpBody;
@@ -106,7 +107,7 @@ async fn events(
         .or(q.after)
         .filter(|n| *n >= 0);
     let token = state.cookies.read(&headers, state.cookies.session_name()).map(str::to_owned).unwrap_or_default();
-    let mut rx = state.store.requests_bus().subscribe();
+    let mut rx = state.feeds.subscribe(student);
     let (store, auth, max_replay) = (state.store.clone(), state.auth.clone(), state.max_replay);
     let shutdown = state.shutdown.clone();
     let stream = async_stream(move |tx| async move {
@@ -129,14 +130,14 @@ async fn events(
                         return;
                     }
                 }
-                Ok(Ok(ev)) if ev.student_id == student && ev.id > last => {
+                Ok(Ok(Feed::Event(ev))) if ev.id > last => {
                     last = ev.id;
                     if tx.send(super::live::render(ev.id, "request", &ev.request)).await.is_err() {
                         return;
                     }
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(RecvError::Lagged(_))) => match snapshot(&store, student, &tx).await {
+                Ok(Ok(Feed::Event(_))) => {}
+                Ok(Ok(Feed::Resync) | Err(RecvError::Lagged(_))) => match snapshot(&store, student, &tx).await {
                     Some(cursor) => last = cursor,
                     None => return,
                 },
