@@ -4,7 +4,8 @@
 //!   an argon2id hash, which would make setting up 1,000 students take minutes) and following
 //!   `/api/me/events` on its own stream;
 //! - requests submitted with `POST /api/requests` at a total rate R on a fixed schedule (open loop;
-//!   latency counts from the scheduled time), request k from student k mod S to desk k mod D;
+//!   latency counts from the scheduled time), request k from student k mod S, to a different desk
+//!   each round;
 //! - D desks, all available; their queue snapshots are read from `P/desk/+/queue`; for every new
 //!   item the desk acknowledges the snapshot, accepts the request and marks it done at once;
 //! - measured: submit → the snapshot holding the request received at the desk, desk reply → the
@@ -102,6 +103,12 @@ fn micros(ns: u64) -> u32 {
 /// The message of request k: long enough for the rules, and names k.
 fn message(k: usize) -> String {
     format!("load request {k} from the generator")
+}
+
+/// The desk request k goes to: student k mod S asks a different desk each round (the same pair
+/// again would meet the one-open-request-per-faculty-member rule).
+fn desk_for(k: usize, students: usize, desks: usize) -> usize {
+    (k + k / students) % desks
 }
 
 fn request_index(message: &str) -> Option<usize> {
@@ -229,6 +236,7 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
     let queues = connect(&broker, "loadgen-consult-queues", Some(qtx)).await?;
     queues.subscribe(format!("{prefix}/desk/+/queue"), QoS::AtLeastOnce).await?;
     let desk_task = {
+        let students = s;
         let (shared, publisher, seqs, desk_ids, prefix) =
             (shared.clone(), publisher.clone(), seqs.clone(), desk_ids.clone(), prefix.clone());
         let boots = boots.clone();
@@ -242,7 +250,7 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
                 for item in &snap.items {
                     let Some(k) = request_index(&item.message).filter(|k| *k < shared.reqs.len()) else { continue };
                     let r = &shared.reqs[k];
-                    desk = Some(k % desk_ids.len());
+                    desk = Some(desk_for(k, students, desk_ids.len()));
                     if r.at_desk.compare_exchange(0, now.max(1), Relaxed, Relaxed).is_ok() {
                         shared.to_desk.lock().map(|mut v| v.push(micros(now.saturating_sub(shared.sched_ns(k))))).ok();
                         fresh.push((k, item.id));
@@ -362,7 +370,8 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
             let k = sent;
             let (http, url, c, shared, tx) =
                 (http.clone(), format!("{base}/api/requests"), cookie(&tokens[k % s]), shared.clone(), stx.clone());
-            let body = serde_json::json!({ "faculty_id": faculty_of[k % d], "message": message(k) }).to_string();
+            let body =
+                serde_json::json!({ "faculty_id": faculty_of[desk_for(k, s, d)], "message": message(k) }).to_string();
             let origin = base.clone();
             tokio::spawn(async move {
                 let t = Instant::now();
