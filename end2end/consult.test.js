@@ -29,6 +29,7 @@ before(async () => {
     await desks[desk].state(desk !== 'emmy');
   }
   server.cli('student', 'add', '--number', 'S-200', '--name', 'Alan Student');
+  server.cli('student', 'add', '--number', 'S-300', '--name', 'Rosalind Student', '--card', '04C0FFEE');
   server.cliWithInput('135790\n', 'student', 'set-pin', 'S-200');
   browser = await launchBrowser();
 });
@@ -177,6 +178,69 @@ test('without signing in, the form asks you to sign in', async () => {
   await page.getByText('as a student to see your requests').waitFor();
   assert.deepEqual(anonymous.errors, []);
   await anonymous.close();
+});
+
+test('at a kiosk each request shows a QR code; the phone that scans it follows the ticket live without signing in', async () => {
+  const kiosk = await launchBrowser();
+  const phone = await launchBrowser();
+  try {
+    const code = server.cli('kiosk', 'add', 'Lobby').match(/enrolment code: (\S+)/)[1];
+    const k = await kiosk.newPage({ width: 1024, height: 768 });
+    await k.goto(`${server.url}/kiosk/enrol`);
+    await k.locator('html[data-hydrated]').waitFor({ timeout: 15_000 });
+    await k.getByLabel('Enrolment code').fill(code);
+    await k.getByRole('button', { name: 'Enrol' }).click();
+    await k.waitForURL(/\/kiosk$/);
+    await k.getByRole('link', { name: 'Sign in' }).click();
+    await k.getByLabel('Card', { exact: true }).focus();
+    await k.keyboard.type('04C0FFEE');
+    await k.keyboard.press('Enter');
+    await k.locator('.account .who', { hasText: 'Rosalind Student' }).waitFor({ timeout: 10_000 });
+    await k.goto(`${server.url}/request/${ids.grace}`);
+    await k.getByLabel('What would you like to discuss?').fill('X-ray diffraction lab write-up.');
+    await k.getByRole('button', { name: 'Send request' }).click();
+    await k.waitForURL(/\/me$/);
+    const card = request(k, 'Grace Hopper');
+    const qr = card.locator('figure.qr');
+    await qr.locator('svg').waitFor({ timeout: 10_000 });
+    const ticket = (await card.locator('.ticket').innerText()).trim();
+    const link = await qr.getAttribute('data-ticket-link');
+    assert.match(link, /\/t\/\d+\.\d+\.[0-9a-f]{32}$/);
+    await k.screenshot({ path: join(ensureScreenshotDir(), 'kiosk-ticket-qr.png') });
+
+    // The phone (no session) opens the link: the ticket and its progress, not the student's words.
+    const p = await phone.newPage({ width: 390, height: 844 });
+    await p.goto(`${server.url}${new URL(link).pathname}`);
+    await p.locator('html[data-hydrated]').waitFor({ timeout: 15_000 });
+    const mine = request(p, 'Grace Hopper');
+    await mine.locator('.state', { hasText: 'Sent' }).waitFor({ timeout: 10_000 });
+    assert.equal((await mine.locator('.ticket').innerText()).trim(), ticket);
+    assert.doesNotMatch(await p.locator('main').innerText(), /X-ray|Rosalind/);
+    assert.equal(await mine.getByRole('button', { name: 'Cancel request' }).count(), 0);
+    await p.locator('.link[data-link="live"]').waitFor({ timeout: 10_000 });
+
+    // The desk answers; the phone follows without a reload.
+    const snap = await desks.grace.waitQueue((q) => q.items.length === 1);
+    await desks.grace.ack(snap.version);
+    await mine.locator('.state', { hasText: 'On the desk' }).waitFor({ timeout: 10_000 });
+    await desks.grace.reply(snap.items[0].id, 'accept', 'Come to room 12');
+    await mine.locator('.state', { hasText: 'Accepted' }).waitFor({ timeout: 10_000 });
+    await mine.locator('.note', { hasText: 'Come to room 12' }).waitFor();
+    await p.screenshot({ path: join(ensureScreenshotDir(), 'ticket-on-phone.png') });
+    await desks.grace.reply(snap.items[0].id, 'done');
+    await mine.locator('.state', { hasText: 'Done' }).waitFor({ timeout: 10_000 });
+
+    // An altered link opens nothing.
+    const altered = `${server.url}${new URL(link).pathname.replace(/.$/, (c) => (c === '0' ? '1' : '0'))}`;
+    const res = await p.goto(altered);
+    assert.equal(res.status(), 404);
+    await p.getByText('This is not a valid ticket link.').waitFor();
+    assert.deepEqual(kiosk.errors, []);
+    assert.deepEqual(phone.errors.filter((e) => !e.includes('404')), []);
+  } finally {
+    await kiosk.close();
+    await phone.close();
+  }
 });
 
 test('no console errors', () => {

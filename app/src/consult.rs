@@ -2,7 +2,7 @@
 //! API (`/api/requests`). The student always comes from the session.
 
 use crate::AppError;
-use domain::{FacultyView, MyRequests};
+use domain::{FacultyView, MyRequests, RequestView};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,30 @@ pub struct RequestForm {
     /// Available colleagues of the same department (when the faculty member is away or offline).
     pub colleagues: Vec<FacultyView>,
     pub signed_in: bool,
+}
+
+/// What `/me` shows: the student's requests and, at a kiosk, a ticket link for each open one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyPage {
+    pub mine: MyRequests,
+    pub links: Vec<TicketLink>,
+}
+
+/// A signed, short-lived link to one request's ticket, and its QR code (an SVG element).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketLink {
+    pub id: i64,
+    pub url: String,
+    pub svg: String,
+}
+
+/// What a ticket link opens (`/t/{token}`): the request without the student's words, the stream's
+/// cursor, and the token the page follows it with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub request: RequestView,
+    pub cursor: i64,
+    pub follow: String,
 }
 
 #[server(endpoint = "request_form")]
@@ -62,12 +86,32 @@ pub async fn place_request(
 }
 
 #[server(endpoint = "my_requests")]
-pub async fn get_my_requests() -> Result<MyRequests, AppError> {
+pub async fn get_my_requests() -> Result<MyPage, AppError> {
     crate::ssr::respond(
         async {
             let ctx = crate::ssr::AppContext::current()?;
-            let (student_id, _) = crate::ssr::session::student().await?;
-            Ok(ctx.store.student_requests(student_id).await?)
+            let (student_id, session) = crate::ssr::session::student().await?;
+            let mine = ctx.store.student_requests(student_id).await?;
+            let mut links = Vec::new();
+            if matches!(session.principal, auth::Principal::Student { kiosk_id: Some(_), .. }) {
+                let now = store::now_ms();
+                for r in mine.requests.iter().filter(|r| r.state.is_open()) {
+                    links.push(crate::ssr::tickets::link(&ctx, r.id, now).await?);
+                }
+            }
+            Ok(MyPage { mine, links })
+        }
+        .await,
+    )
+}
+
+/// A ticket link opened (on a phone, no sign-in needed).
+#[server(endpoint = "ticket")]
+pub async fn get_ticket(token: String) -> Result<Ticket, AppError> {
+    crate::ssr::respond(
+        async {
+            let ctx = crate::ssr::AppContext::current()?;
+            crate::ssr::tickets::open(&ctx, &token, store::now_ms()).await
         }
         .await,
     )

@@ -21,6 +21,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Something that was valid once and is no longer (an expired ticket link).
+    #[error("{0}")]
+    Gone(String),
     #[error("Too many attempts. Please wait {} and try again.", wait_words(*retry_after_s))]
     TooMany { retry_after_s: u64 },
     /// The database or another service is unreachable for now.
@@ -46,6 +49,7 @@ impl AppError {
             AppError::Forbidden => 403,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
+            AppError::Gone(_) => 410,
             AppError::TooMany { .. } => 429,
             AppError::Unavailable | AppError::Transport(_) => 503,
             AppError::Internal(_) => 500,

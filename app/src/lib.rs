@@ -121,6 +121,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/kiosk/enrol") view=pages::KioskEnrolPage ssr=SsrMode::Async />
                 <Route path=path!("/request/:id") view=pages::RequestPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("me") view=pages::MyRequestsPage ssr=SsrMode::Async />
+                <Route path=path!("/t/:token") view=pages::TicketPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

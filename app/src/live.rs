@@ -167,13 +167,20 @@ mod follower {
         }
     }
 
-    /// Follows the signed-in student's `/api/me/events` from `cursor`: applies only newer versions
-    /// of their requests, replaces the list on a snapshot, reconnects by itself.
-    pub fn follow_requests(cursor: i64, list: RwSignal<Vec<domain::RequestView>>, link: RwSignal<Link>) {
+    /// Follows a request stream (`/api/me/events`, or a ticket's) from `cursor`: applies only newer
+    /// versions of its requests, replaces the list on a snapshot, reconnects by itself.
+    pub fn follow_requests(
+        stream: String,
+        cursor: i64,
+        list: RwSignal<Vec<domain::RequestView>>,
+        link: RwSignal<Link>,
+    ) {
+        let stream = Rc::new(stream);
         let last = Rc::new(Cell::new(cursor));
         let conn: Rc<RefCell<Connection>> = Rc::default();
         let closed = Rc::new(Cell::new(false));
         fn open(
+            stream: Rc<String>,
             last: Rc<Cell<i64>>,
             conn: Rc<RefCell<Connection>>,
             closed: Rc<Cell<bool>>,
@@ -183,7 +190,7 @@ mod follower {
             if closed.get() {
                 return;
             }
-            let Ok(es) = EventSource::new(&format!("/api/me/events?after={}", last.get())) else { return };
+            let Ok(es) = EventSource::new(&format!("{stream}?after={}", last.get())) else { return };
             let mut listeners = Vec::new();
             let mut on = |name: &str, handler: Box<dyn FnMut(web_sys::Event)>| {
                 let cb = Closure::wrap(handler);
@@ -192,7 +199,7 @@ mod follower {
             };
             on("open", Box::new(move |_| link.set(Link::Live)));
             {
-                let (last, conn, closed) = (last.clone(), conn.clone(), closed.clone());
+                let (stream, last, conn, closed) = (stream.clone(), last.clone(), conn.clone(), closed.clone());
                 on(
                     "error",
                     Box::new(move |_| {
@@ -203,8 +210,9 @@ mod follower {
                             if let Some((es, _)) = conn.borrow_mut().take() {
                                 es.close();
                             }
-                            let (last, conn, closed) = (last.clone(), conn.clone(), closed.clone());
-                            set_timeout(move || open(last, conn, closed, list, link), Duration::from_secs(2));
+                            let (stream, last, conn, closed) =
+                                (stream.clone(), last.clone(), conn.clone(), closed.clone());
+                            set_timeout(move || open(stream, last, conn, closed, list, link), Duration::from_secs(2));
                         }
                     }),
                 );
@@ -255,7 +263,7 @@ mod follower {
             }
             *conn.borrow_mut() = Some((es, listeners));
         }
-        open(last, conn.clone(), closed.clone(), list, link);
+        open(stream, last, conn.clone(), closed.clone(), list, link);
         let cleanup = SendWrapper::new((conn, closed));
         on_cleanup(move || {
             let (conn, closed) = cleanup.take();

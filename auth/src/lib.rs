@@ -13,7 +13,7 @@ mod hash;
 pub mod tickets;
 
 pub use hash::{HashError, Hasher};
-pub use tickets::{TicketError, Tickets};
+pub use tickets::{TICKET_FOLLOW_MS, TICKET_LINK_MS, TicketError, Tickets};
 
 use domain::auth::{self as rules, LockoutPolicy, Role, SessionPolicy};
 use sha2::{Digest, Sha256};

@@ -9,6 +9,10 @@ use sha2::Sha256;
 /// How long a ticket link can be opened after it is shown.
 pub const TICKET_LINK_MS: i64 = 15 * 60_000;
 
+/// How long a ticket page, once opened, keeps following its request (the page carries a token of
+/// its own for its stream; the default `--request-expiry` ends any request within this time).
+pub const TICKET_FOLLOW_MS: i64 = 4 * 3_600_000;
+
 /// Bytes of the MAC kept in a token (128 bits: a guess succeeds with probability 2^-128).
 const MAC_BYTES: usize = 16;
 

@@ -47,6 +47,16 @@ pub struct RequestView {
     pub changed_at: i64,
 }
 
+impl RequestView {
+    /// What a ticket link shows (`/t/{token}`): the request's progress, without the student's own
+    /// words (a QR code on a kiosk's screen can be photographed by someone else).
+    pub fn redacted(mut self) -> RequestView {
+        self.course = None;
+        self.message = String::new();
+        self
+    }
+}
+
 /// A student's requests with the cursor of their live stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MyRequests {

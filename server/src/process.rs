@@ -52,8 +52,9 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     state.metrics = metrics.clone();
     let hasher = auth::Hasher::new(usize::from(args.hash_concurrency))?;
     state.auth = auth::Auth::new(store.clone(), hasher).with_kiosk_idle(args.kiosk_idle);
-    let (origins, cookies) = web_security(&args);
+    let (origins, cookies, public_url) = web_security(&args);
     state.origins = Arc::new(origins);
+    state.public_url = public_url;
     state.cookies = cookies;
     if state.assets.is_none() {
         tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");
@@ -100,7 +101,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
 
 /// The origins allowed to change state, and how cookies are written, from `--public-url` and
 /// `--bind`.
-fn web_security(args: &ServeArgs) -> (http::security::Origins, app::ssr::session::Cookies) {
+fn web_security(args: &ServeArgs) -> (http::security::Origins, app::ssr::session::Cookies, url::Url) {
     let explicit = args.public_url.is_some();
     let public = args.public_url.clone().unwrap_or_else(|| {
         url::Url::parse(&format!("http://{}", args.bind))
@@ -119,7 +120,8 @@ fn web_security(args: &ServeArgs) -> (http::security::Origins, app::ssr::session
             "cookies are sent without `Secure` over plain HTTP: serve ConsultEase over HTTPS (--public-url https://…)"
         );
     }
-    (http::security::Origins::new(&public, args.bind, explicit), app::ssr::session::Cookies { secure })
+    let origins = http::security::Origins::new(&public, args.bind, explicit);
+    (origins, app::ssr::session::Cookies { secure }, public)
 }
 
 /// Serves until SIGINT or SIGTERM, then stops gracefully.

@@ -319,6 +319,114 @@ async fn one_student_never_sees_anothers_requests() {
     assert_eq!(a.get("/api/me/requests").await.json()["requests"].as_array().unwrap().len(), 1);
 }
 
+/// The ticket links in a page, as (request id, path `/t/{token}`).
+fn ticket_links(html: &str) -> Vec<String> {
+    html.split("data-ticket-link=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter_map(|url| url.find("/t/").map(|i| url[i..].to_owned()))
+        .collect()
+}
+
+/// A kiosk shows a QR code of a signed, short-lived link per open request; on a phone (no session)
+/// the link opens that one request's progress, live, without the student's words; a forged,
+/// altered or expired link opens nothing, and a phone gains no session from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_ticket_link_follows_one_request_on_a_phone_and_nothing_else() {
+    let s = TestServer::start().await;
+    let f = s.faculty("Katherine Johnson", "cq9").await;
+    let g = s.faculty("Mary Jackson", "cq10").await;
+    let mut desk = s.desk("cq9", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Katherine is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    s.student("S-1", "Grace", "135790", Some("04A1B2C3")).await;
+    let (_, code) = s.auth().add_kiosk("Lobby", "test", &auth::Client::default()).await.unwrap();
+    let mut kiosk = s.browser();
+    assert_eq!(kiosk.post_json("/api/kiosk/enrol", json!({ "code": code })).await.status, 204);
+    assert_eq!(kiosk.post_json("/api/kiosk/card-sign-in", json!({ "card": "04A1B2C3" })).await.status, 204);
+    let r = kiosk
+        .post_json(
+            "/api/requests",
+            json!({ "faculty_id": f, "course": "MA201", "message": "Orbital mechanics homework" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (id, ticket) = (r.json()["id"].as_i64().unwrap(), r.json()["ticket"].as_str().unwrap().to_owned());
+    let r = kiosk
+        .post_json("/api/requests", json!({ "faculty_id": g, "message": "A second, private question", "hold": true }))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let other = r.json()["id"].as_i64().unwrap();
+
+    // At the kiosk, /me shows one QR code per open request.
+    let page = kiosk.get("/me").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body.matches("<svg").count(), 2, "a QR code per open request");
+    let links = ticket_links(&page.body);
+    assert_eq!(links.len(), 2, "{links:?}");
+    let link = links.iter().find(|l| l.starts_with(&format!("/t/{id}."))).expect("the first request's link").clone();
+
+    // The phone opens it without a session: the ticket, the faculty member, the state; not the words.
+    let mut phone = s.browser();
+    let t = phone.get(&link).await;
+    assert_eq!(t.status, 200);
+    assert!(t.body.contains(&ticket) && t.body.contains("Katherine Johnson"), "{}", t.body);
+    assert!(!t.body.contains("Orbital") && !t.body.contains("MA201") && !t.body.contains("private"));
+    let token = &link["/t/".len()..];
+    let j = phone.get(&format!("/api/tickets/{token}")).await;
+    assert_eq!(j.status, 200, "{}", j.body);
+    let j = j.json();
+    assert_eq!((j["request"]["id"].as_i64(), j["request"]["message"].as_str()), (Some(id), Some("")));
+    assert!(j["request"]["course"].is_null());
+    let (follow, cursor) = (j["follow"].as_str().unwrap().to_owned(), j["cursor"].as_i64().unwrap());
+    assert_eq!(phone.get("/api/me/requests").await.status, 401, "a ticket link is not a session");
+
+    // Live: the desk's answer reaches the phone; the student's other request never does.
+    let mut sse = SseConn::open(&format!("{}/api/tickets/{follow}/events?after={cursor}", s.url), &[]).await.unwrap();
+    assert_eq!(kiosk.post_json(&format!("/api/requests/{other}/cancel"), json!({})).await.status, 200);
+    let snap = desk.snapshot_above(0).await;
+    desk.ack(snap.version).await;
+    desk.reply(id, Action::Accept, Some("room 4")).await;
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("accepted") {
+        let ev = sse.next_event().await.expect("the ticket's stream is open");
+        if ev.event == "request" {
+            let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+            assert_eq!(v["id"].as_i64(), Some(id), "only the ticket's request: {}", ev.data);
+            assert!(!ev.data.contains("Orbital"), "{}", ev.data);
+            states.push(v["state"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(states, ["delivered", "accepted"]);
+
+    // Altered, forged, re-targeted or expired links open nothing.
+    let mut bad = token.to_owned();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    let (_, rest) = token.split_once('.').unwrap();
+    for forged in [bad.clone(), format!("{other}.{rest}"), "1.99999999999999.00".into(), "not-a-token".into()] {
+        for path in [format!("/t/{forged}"), format!("/api/tickets/{forged}"), format!("/api/tickets/{forged}/events")]
+        {
+            let r = phone.get(&path).await;
+            assert_eq!(r.status, 404, "{path}: {}", r.body);
+            assert!(!r.body.contains("Katherine") && !r.body.contains(&ticket), "{path}");
+        }
+    }
+    let expired = s.auth().tickets().await.unwrap().sign(id, store::now_ms() - 1);
+    assert_eq!(phone.get(&format!("/t/{expired}")).await.status, 410);
+    let r = phone.get(&format!("/api/tickets/{expired}/events")).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (410, Some("gone")));
+
+    // On the student's own phone (signed in there, not at a kiosk) /me has no QR codes.
+    let mut own = signed_in(&s, "S-2").await;
+    own.post_json("/api/requests", json!({ "faculty_id": f, "message": "Another question here" })).await;
+    assert!(ticket_links(&own.get("/me").await.body).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_rules_come_back_with_the_field_and_a_clear_message() {
     let s = TestServer::start().await;

@@ -569,6 +569,12 @@ impl Store {
         }
     }
 
+    /// The student a request belongs to.
+    pub async fn request_owner(&self, id: i64) -> Result<Option<i64>> {
+        let sql = "SELECT student_id FROM requests WHERE id = $1";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await?))
+    }
+
     /// A student's requests (newest first), and the cursor of their live stream.
     pub async fn student_requests(&self, student_id: i64) -> Result<domain::MyRequests> {
         let mut tx = self.read_tx().await?;

@@ -1,6 +1,9 @@
-//! Asking for a consultation (`/request/{faculty}`) and following one's requests live (`/me`).
+//! Asking for a consultation (`/request/{faculty}`), following one's requests live (`/me`), and a
+//! ticket opened from a kiosk's QR code (`/t/{token}`).
 
-use crate::consult::{CancelRequest, PlaceRequest, RequestForm, get_my_requests, get_request_form};
+use crate::consult::{
+    CancelRequest, PlaceRequest, RequestForm, TicketLink, get_my_requests, get_request_form, get_ticket,
+};
 use crate::live::Link;
 use crate::pages::Header;
 use domain::consultation::State;
@@ -126,7 +129,15 @@ pub fn MyRequestsPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match mine.await {
-                        Ok(m) => view! { <LiveRequests cursor=m.cursor requests=m.requests /> }.into_any(),
+                        Ok(m) => view! {
+                            <LiveRequests
+                                stream="/api/me/events".to_owned()
+                                cursor=m.mine.cursor
+                                requests=m.mine.requests
+                                links=m.links
+                                owner=true
+                            />
+                        }.into_any(),
                         Err(crate::AppError::Unauthorized | crate::AppError::Forbidden) => view! {
                             <p>"Please " <a href="/sign-in">"sign in"</a> " as a student to see your requests."</p>
                         }.into_any(),
@@ -142,14 +153,56 @@ pub fn MyRequestsPage() -> impl IntoView {
     }
 }
 
+/// `/t/{token}`: one request's progress, opened from a kiosk's QR code without signing in.
 #[component]
-fn LiveRequests(cursor: i64, requests: Vec<RequestView>) -> impl IntoView {
+pub fn TicketPage() -> impl IntoView {
+    let params = use_params_map();
+    let token = move || params.read().get("token").unwrap_or_default();
+    let ticket = Resource::new_blocking(token, get_ticket);
+    view! {
+        <Title text="ConsultEase — your ticket" />
+        <Header />
+        <main class="page narrow">
+            <h2>"Your ticket"</h2>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match ticket.await {
+                        Ok(t) => view! {
+                            <LiveRequests
+                                stream=format!("/api/tickets/{}/events", t.follow)
+                                cursor=t.cursor
+                                requests=vec![t.request]
+                                links=Vec::new()
+                                owner=false
+                            />
+                        }.into_any(),
+                        Err(e) => {
+                            crate::error::set_status(&e);
+                            view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+/// A live list of requests from `stream`. `owner`: the signed-in student's own list (they may cancel).
+#[component]
+fn LiveRequests(
+    stream: String,
+    cursor: i64,
+    requests: Vec<RequestView>,
+    links: Vec<TicketLink>,
+    owner: bool,
+) -> impl IntoView {
     let list = RwSignal::new(requests);
     let link = RwSignal::new(Link::Connecting);
+    let links = StoredValue::new(links);
     #[cfg(feature = "hydrate")]
-    crate::live::follow_requests(cursor, list, link);
+    crate::live::follow_requests(stream, cursor, list, link);
     #[cfg(not(feature = "hydrate"))]
-    let _ = cursor;
+    let _ = (stream, cursor);
     view! {
         <p class="link" role="status" data-link=move || link.get().as_str()>
             <span class="dot" aria-hidden="true"></span>
@@ -160,16 +213,18 @@ fn LiveRequests(cursor: i64, requests: Vec<RequestView>) -> impl IntoView {
         </Show>
         <ul class="requests" aria-live="polite">
             <For each=move || list.get() key=|r| (r.id, r.version) let(r)>
-                <RequestCard r />
+                <RequestCard link=links.with_value(|l| l.iter().find(|l| l.id == r.id).cloned()) r owner />
             </For>
         </ul>
     }
 }
 
 #[component]
-fn RequestCard(r: RequestView) -> impl IntoView {
+fn RequestCard(r: RequestView, link: Option<TicketLink>, owner: bool) -> impl IntoView {
     let cancel = ServerAction::<CancelRequest>::new();
     let open = r.state.is_open();
+    // A finished request's QR code would open a ticket with nothing left to follow.
+    let link = link.filter(|_| open);
     let line = match (r.state, r.position) {
         (State::Held | State::Queued | State::Delivered | State::Busy, Some(p)) => {
             let wait = match (r.wait_min, r.wait_max) {
@@ -188,8 +243,16 @@ fn RequestCard(r: RequestView) -> impl IntoView {
             <p class="state"><strong>{r.state.label()}</strong></p>
             {line.map(|l| view! { <p class="place">{l}</p> })}
             {r.note.clone().map(|n| view! { <p class="note">"“" {n} "”"</p> })}
-            <p class="what">{r.course.clone().map(|c| format!("{c} · ")).unwrap_or_default()} {r.message.clone()}</p>
-            {open.then(|| view! {
+            {(!r.message.is_empty()).then(|| view! {
+                <p class="what">{r.course.clone().map(|c| format!("{c} · ")).unwrap_or_default()} {r.message.clone()}</p>
+            })}
+            {link.map(|l| view! {
+                <figure class="qr" data-ticket-link=l.url>
+                    <div role="img" aria-label="QR code of this ticket's link" inner_html=l.svg></div>
+                    <figcaption>"Scan to follow this ticket on your phone"</figcaption>
+                </figure>
+            })}
+            {(open && owner).then(|| view! {
                 <ActionForm action=cancel>
                     <input type="hidden" name="id" value=r.id />
                     <button type="submit" class="secondary">"Cancel request"</button>

@@ -4,7 +4,7 @@ mod consult;
 mod home;
 
 pub use account::{AccountBar, AdminSignInPage, KioskEnrolPage, SignIn};
-pub use consult::{MyRequestsPage, RequestPage};
+pub use consult::{MyRequestsPage, RequestPage, TicketPage};
 pub use home::{Home, Kiosk};
 
 use leptos::prelude::*;

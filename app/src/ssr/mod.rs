@@ -1,6 +1,7 @@
 //! Server-only pieces of the app: the context server functions run in, sessions, error mapping.
 
 pub mod session;
+pub mod tickets;
 
 use crate::AppError;
 use std::time::Instant;
@@ -12,6 +13,8 @@ pub struct AppContext {
     pub auth: auth::Auth,
     pub cookies: session::Cookies,
     pub started: Instant,
+    /// Where users reach the server (`--public-url`): links shown as QR codes point there.
+    pub public_url: String,
 }
 
 impl AppContext {

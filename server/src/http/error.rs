@@ -29,6 +29,7 @@ impl HttpError {
             AppError::Forbidden => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::Gone(_) => "gone",
             AppError::TooMany { .. } => "too_many_requests",
             AppError::Unavailable | AppError::Transport(_) => "unavailable",
             AppError::Internal(_) => "internal",

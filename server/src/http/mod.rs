@@ -35,6 +35,8 @@ pub struct AppState {
     /// Accounts, sign-in, sessions.
     pub auth: auth::Auth,
     pub cookies: app::ssr::session::Cookies,
+    /// Where users reach the server (`--public-url`, else the bind address).
+    pub public_url: url::Url,
     /// Origins allowed to send state-changing requests.
     pub origins: Arc<security::Origins>,
     pub started: Instant,
@@ -79,6 +81,7 @@ impl AppState {
             feeds: feeds::StudentFeeds::new(store.clone()),
             cookies: app::ssr::session::Cookies { secure: true },
             origins: Arc::new(security::Origins::new(&public, bind, false)),
+            public_url: public,
             store,
             started: Instant::now(),
             leptos,
@@ -94,7 +97,13 @@ impl AppState {
     }
 
     fn app_context(&self) -> AppContext {
-        AppContext { store: self.store.clone(), auth: self.auth.clone(), cookies: self.cookies, started: self.started }
+        AppContext {
+            store: self.store.clone(),
+            auth: self.auth.clone(),
+            cookies: self.cookies,
+            started: self.started,
+            public_url: self.public_url.to_string(),
+        }
     }
 }
 
@@ -105,6 +114,11 @@ impl AppState {
 fn routes() -> Vec<leptos_axum::AxumRouteListing> {
     static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+/// Each request's trace span: method and path, with any ticket token cut out of the path.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %security::loggable_path(req.uri().path()))
 }
 
 /// The whole HTTP application.
@@ -140,6 +154,6 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::csrf))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -58,7 +58,7 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
     if !allowed {
         tracing::warn!(
             method = %req.method(),
-            path = %req.uri().path(),
+            path = %loggable_path(req.uri().path()),
             sec_fetch_site = text("sec-fetch-site").unwrap_or("-"),
             origin = text("origin").unwrap_or("-"),
             "refused a cross-site or unattributed state-changing request"
@@ -88,6 +88,18 @@ pub async fn headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// A request path as logs may show it: a ticket link's token is a key to a student's request, so
+/// `/t/{token}` and `/api/tickets/{token}/…` lose it (query strings are never logged).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/t/", "/api/tickets/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return format!("{prefix}<token>{tail}").into();
+        }
+    }
+    path.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +122,12 @@ mod tests {
         let any = Origins::new(&"http://0.0.0.0:3000".parse().unwrap(), "0.0.0.0:3000".parse().unwrap(), false);
         assert!(any.permits("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
         assert!(!any.permits("http://evil.example", Some("10.0.0.5:3000")));
+    }
+
+    #[test]
+    fn ticket_tokens_never_reach_the_logs() {
+        assert_eq!(loggable_path("/t/12.1700000000000.0123456789abcdef0123456789abcdef"), "/t/<token>");
+        assert_eq!(loggable_path("/api/tickets/12.17.00ff/events"), "/api/tickets/<token>/events");
+        assert_eq!(loggable_path("/api/me/events"), "/api/me/events");
     }
 }
