@@ -255,7 +255,11 @@ fn mqtt_client(broker: &BrokerAddr, name: &str) -> (AsyncClient, rumqttc::EventL
     let mut opts = broker.mqtt_options(format!("{name}-{}", std::process::id()));
     opts.set_keep_alive(Duration::from_secs(30)).set_inflight(1000).set_request_channel_capacity(200_000);
     opts.set_max_packet_size(64 * 1024, 64 * 1024);
-    AsyncClient::new(opts, 200_000)
+    let (client, mut eventloop) = AsyncClient::new(opts, 200_000);
+    // As a desk unit's firmware should: small packets leave at once, not after the peer's delayed
+    // TCP ack (rumqttc leaves Nagle's algorithm on).
+    eventloop.network_options.set_tcp_nodelay(true);
+    (client, eventloop)
 }
 
 /// Polls an event loop until it fails for good; reports ConnAck once.

@@ -72,6 +72,8 @@ impl SimDesk {
             }
         };
         let (client, mut eventloop) = AsyncClient::new(make_opts(0), 64);
+        // A button press leaves at once (rumqttc leaves Nagle's algorithm on; see mqtt::ingest).
+        eventloop.network_options.set_tcp_nodelay(true);
         let connected = Arc::new(Notify::new());
         let (shown, queue) = watch::channel(None::<QueueSnapshot>);
         let task = {

@@ -401,7 +401,8 @@ async fn a_kiosk_ticket_link_follows_one_request_on_a_phone_and_nothing_else() {
             states.push(v["state"].as_str().unwrap().to_owned());
         }
     }
-    assert_eq!(states, ["delivered", "accepted"]);
+    // The ack and the answer may commit in one batch: then the stream shows only the newer state.
+    assert!(states == ["delivered", "accepted"] || states == ["accepted"], "{states:?}");
 
     // Altered, forged, re-targeted or expired links open nothing.
     let mut bad = token.to_owned();

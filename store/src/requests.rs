@@ -115,6 +115,15 @@ impl Row {
     }
 }
 
+/// A desk's ack or answer (applied in batches with [`Store::desk_answers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeskWork {
+    /// The desk shows queue `version`.
+    Ack { desk: String, version: i64 },
+    /// A button pressed on the desk.
+    Reply { desk: String, clock: DeskClock, request: i64, action: Action, note: Option<String> },
+}
+
 /// What a transaction decided to publish after its commit.
 #[derive(Default)]
 struct Published {
@@ -122,6 +131,17 @@ struct Published {
     requests: Vec<i64>,
     /// Faculty members whose desk queue changed.
     queues: Vec<i64>,
+}
+
+impl Published {
+    /// Each request and queue once (a request's event carries it as it is now, a queue snapshot
+    /// the whole queue: publishing either twice would repeat the same thing).
+    fn dedupe(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        self.requests.retain(|id| seen.insert(*id));
+        seen.clear();
+        self.queues.retain(|id| seen.insert(*id));
+    }
 }
 
 /// The default when a faculty member has too little history for a wait estimate.
@@ -243,39 +263,8 @@ impl Store {
         action: Action,
         note: Option<&str>,
     ) -> Result<DeskOutcome> {
-        let now = now_ms();
-        let _order = self.write_order.lock().await;
-        let mut tx = self.event_tx().await?;
-        let Some(row) = request_row(&mut tx, request).await? else {
-            tx.rollback().await?;
-            return Ok(DeskOutcome::UnknownRequest);
-        };
-        let bound: Option<Option<i64>> = on_tx!(&mut tx, c => {
-            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
-        });
-        if bound.flatten() != Some(row.faculty_id) {
-            tx.rollback().await?;
-            return Ok(DeskOutcome::WrongDesk);
-        }
-        let last = match (row.reply_boot, row.reply_seq) {
-            (Some(b), Some(s)) => Some((b, s)),
-            _ => None,
-        };
-        let this = (i64::from(clock.boot), i64::try_from(clock.seq).unwrap_or(i64::MAX));
-        if last.is_some_and(|l| this <= l) {
-            tx.rollback().await?;
-            return Ok(DeskOutcome::Stale);
-        }
-        let mut out = Published::default();
-        let actor = Actor::Desk { desk: desk.to_owned(), clock };
-        let changed = self.apply_input(&mut tx, &row, Input::Reply(action), &actor, note, now, &mut out).await?;
-        if !changed {
-            tx.rollback().await?;
-            return Ok(DeskOutcome::Stale);
-        }
-        tx.commit().await?;
-        self.publish_requests(out).await;
-        Ok(DeskOutcome::Applied)
+        let work = DeskWork::Reply { desk: desk.to_owned(), clock, request, action, note: note.map(str::to_owned) };
+        Ok(self.desk_answers(std::slice::from_ref(&work)).await?.pop().unwrap_or(DeskOutcome::Stale))
     }
 
     /// A desk shows queue `version` of its faculty member: the requests queued in that version or
@@ -284,14 +273,93 @@ impl Store {
         let now = now_ms();
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
-        let faculty: Option<Option<i64>> = on_tx!(&mut tx, c => {
-            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
-        });
-        let Some(fid) = faculty.flatten() else {
+        let mut out = Published::default();
+        let n = self.ack_in(&mut tx, desk, version, now, &mut out).await?;
+        if n == 0 {
             tx.rollback().await?;
             return Ok(0);
+        }
+        tx.commit().await?;
+        self.publish_requests(out).await;
+        Ok(n)
+    }
+
+    /// Desks' acks and answers, in order, in one transaction (one commit and one publication for
+    /// a whole ingest batch). Each is judged exactly as [`Store::queue_ack`] and
+    /// [`Store::desk_reply`] would, against the state the ones before it left.
+    ///
+    /// Why one transaction: each ack or answer on its own cost a transaction and a publication
+    /// (the request's view, the desk's queue) of its own; with a desk acknowledging, accepting and
+    /// finishing each request, those were three per request and bounded the consultation loop near
+    /// 170 requests/s (`loadgen --consult`, BENCHMARKS.md row 8b).
+    pub async fn desk_answers(&self, work: &[DeskWork]) -> Result<Vec<DeskOutcome>> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let mut out = Published::default();
+        let mut outcomes = Vec::with_capacity(work.len());
+        for w in work {
+            let outcome = match w {
+                DeskWork::Ack { desk, version } => match self.ack_in(&mut tx, desk, *version, now, &mut out).await? {
+                    0 => DeskOutcome::Stale,
+                    _ => DeskOutcome::Applied,
+                },
+                DeskWork::Reply { desk, clock, request, action, note } => {
+                    self.reply_in(&mut tx, desk, *clock, *request, *action, note.as_deref(), now, &mut out).await?
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if !outcomes.contains(&DeskOutcome::Applied) {
+            tx.rollback().await?;
+            return Ok(outcomes);
+        }
+        tx.commit().await?;
+        out.dedupe();
+        self.publish_requests(out).await;
+        Ok(outcomes)
+    }
+
+    /// A desk's answer inside the caller's transaction (nothing written unless it applies).
+    #[allow(clippy::too_many_arguments)]
+    async fn reply_in(
+        &self,
+        tx: &mut Tx,
+        desk: &str,
+        clock: DeskClock,
+        request: i64,
+        action: Action,
+        note: Option<&str>,
+        now: i64,
+        out: &mut Published,
+    ) -> Result<DeskOutcome> {
+        let Some(row) = request_row(tx, request).await? else { return Ok(DeskOutcome::UnknownRequest) };
+        let bound: Option<Option<i64>> = on_tx!(tx, c => {
+            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
+        });
+        if bound.flatten() != Some(row.faculty_id) {
+            return Ok(DeskOutcome::WrongDesk);
+        }
+        let last = match (row.reply_boot, row.reply_seq) {
+            (Some(b), Some(s)) => Some((b, s)),
+            _ => None,
         };
-        let rows: Vec<Row> = on_tx!(&mut tx, c => {
+        let this = (i64::from(clock.boot), i64::try_from(clock.seq).unwrap_or(i64::MAX));
+        if last.is_some_and(|l| this <= l) {
+            return Ok(DeskOutcome::Stale);
+        }
+        let actor = Actor::Desk { desk: desk.to_owned(), clock };
+        let changed = self.apply_input(tx, &row, Input::Reply(action), &actor, note, now, out).await?;
+        Ok(if changed { DeskOutcome::Applied } else { DeskOutcome::Stale })
+    }
+
+    /// A desk's queue ack inside the caller's transaction. Returns how many requests it delivered.
+    async fn ack_in(&self, tx: &mut Tx, desk: &str, version: i64, now: i64, out: &mut Published) -> Result<usize> {
+        let faculty: Option<Option<i64>> = on_tx!(tx, c => {
+            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
+        });
+        let Some(fid) = faculty.flatten() else { return Ok(0) };
+        let rows: Vec<Row> = on_tx!(tx, c => {
             sqlx::query_as(&format!(
                 "SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id = $1 AND state = 'queued' AND queued_in <= $2 ORDER BY id"
             ))
@@ -300,19 +368,12 @@ impl Store {
             .fetch_all(&mut **c)
             .await?
         });
-        let mut out = Published::default();
         let mut n = 0;
         for row in &rows {
-            if self.apply_input(&mut tx, row, Input::Delivered, &Actor::System, None, now, &mut out).await? {
+            if self.apply_input(tx, row, Input::Delivered, &Actor::System, None, now, out).await? {
                 n += 1;
             }
         }
-        if n == 0 {
-            tx.rollback().await?;
-            return Ok(0);
-        }
-        tx.commit().await?;
-        self.publish_requests(out).await;
         Ok(n)
     }
 

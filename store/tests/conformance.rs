@@ -97,6 +97,7 @@ conformance!(
     desk_answers_are_checked_and_never_go_backwards,
     held_requests_join_the_queue_when_the_faculty_member_returns,
     two_requests_for_the_last_slot_at_once_one_wins,
+    a_batch_of_desk_answers_is_judged_in_order_and_published_once,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -558,4 +559,56 @@ async fn admin_errors_are_clear(db: TestDb) {
     let desks = store.list_desks().await.unwrap();
     assert_eq!(desks.len(), 1);
     assert_eq!((desks[0].faculty_id, desks[0].online, desks[0].boot), (Some(id), false, None));
+}
+
+/// An ingest batch's acks and answers commit together: each judged as it would be alone, against
+/// what the ones before it left; one event per request on the student's side, showing the newest
+/// state; one desk queue publication per faculty member.
+async fn a_batch_of_desk_answers_is_judged_in_order_and_published_once(db: TestDb) {
+    use domain::consultation::{Action, State};
+    use store::{DeskOutcome, DeskWork};
+    let store = &db.store;
+    let f = available(store, "Annie", "rq20").await;
+    let _g = available(store, "Evelyn", "rq21").await;
+    let r = store.place_request(&ask(student(store, "S20").await, f, false)).await.unwrap();
+    let r2 = store.place_request(&ask(student(store, "S21").await, f, false)).await.unwrap();
+    let (_, q) = store.queue_snapshot(f).await.unwrap().unwrap();
+    let mut students = store.requests_bus().subscribe();
+    let mut queues = store.queues_bus().subscribe();
+    let c = |seq| domain::DeskClock::new(1, seq);
+    let reply = |desk: &str, seq, request, action| DeskWork::Reply {
+        desk: desk.into(),
+        clock: c(seq),
+        request,
+        action,
+        note: None,
+    };
+    let work = [
+        DeskWork::Ack { desk: "rq20".into(), version: q.version },
+        reply("rq20", 5, r.id, Action::Accept),
+        reply("rq21", 6, r.id, Action::Decline), // another faculty member's desk
+        reply("rq20", 5, r.id, Action::Done),    // the same clock again
+        reply("rq20", 7, r.id, Action::Done),
+        reply("rq20", 8, 987_654, Action::Accept),
+        reply("rq20", 9, r2.id, Action::Busy),
+    ];
+    let outcomes = store.desk_answers(&work).await.unwrap();
+    use DeskOutcome::*;
+    assert_eq!(outcomes, [Applied, Applied, WrongDesk, Stale, Applied, UnknownRequest, Applied]);
+    let (v1, v2) =
+        (store.request_view(r.id).await.unwrap().unwrap(), store.request_view(r2.id).await.unwrap().unwrap());
+    assert_eq!((v1.state, v2.state, v2.position), (State::Done, State::Busy, Some(1)));
+    // Published after the commit: each request once, as it is now; the desk's queue once.
+    let mut seen = Vec::new();
+    while let Ok(ev) = students.try_recv() {
+        seen.push((ev.request.id, ev.request.state));
+    }
+    seen.sort_by_key(|(id, _)| *id);
+    assert_eq!(seen, [(r.id, State::Done), (r2.id, State::Busy)]);
+    assert_eq!(queues.try_recv().ok(), Some(f));
+    assert!(queues.try_recv().is_err(), "one queue publication for the batch");
+    // A batch where nothing applies writes nothing.
+    let before = view(store, f).await.version;
+    assert_eq!(store.desk_answers(&[reply("rq20", 3, r.id, Action::Accept)]).await.unwrap(), [Stale]);
+    assert_eq!(view(store, f).await.version, before);
 }

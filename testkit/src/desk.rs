@@ -34,6 +34,7 @@ impl Desk {
         let will = Payload::Online { clock: DeskClock::new(boot, will_seq), online: false };
         opts.set_last_will(LastWill::new(topic(prefix, id, Kind::Online), will.encode(), QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        eventloop.network_options.set_tcp_nodelay(true);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
         let (pub_tx, received) = tokio::sync::mpsc::unbounded_channel();
