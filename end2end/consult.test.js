@@ -24,8 +24,9 @@ before(async () => {
   ];
   for (const [desk, name, dept] of people) {
     ids[desk] = server.cli('faculty', 'add', '--name', name, '--department', dept).trim();
-    server.cli('desk', 'add', desk, '--faculty', ids[desk]);
-    desks[desk] = await connectDesk(server.mqttUrl, PREFIX, desk, 1);
+    // The desk's MQTT password is printed once; the server's broker takes no anonymous desks.
+    const password = server.cli('desk', 'add', desk, '--faculty', ids[desk]).match(/^password: (\S+)$/m)[1];
+    desks[desk] = await connectDesk(server.mqttUrl, PREFIX, desk, 1, password);
     await desks[desk].state(desk !== 'emmy');
   }
   server.cli('student', 'add', '--number', 'S-200', '--name', 'Alan Student');

@@ -1,10 +1,12 @@
 // A desk unit for the browser tests, speaking docs/PROTOCOL.md with a plain MQTT client.
 import mqtt from 'mqtt';
 
-export async function connectDesk(brokerUrl, prefix, id, boot) {
+export async function connectDesk(brokerUrl, prefix, id, boot, password) {
   const topic = (kind) => `${prefix}/desk/${id}/${kind}`;
+  // With its credential (from `consultease desk add`) a desk is its id: client id = username.
+  const login = password ? { clientId: id, username: id, password } : { clientId: `e2e-desk-${id}-${Date.now()}` };
   const client = await mqtt.connectAsync(brokerUrl, {
-    clientId: `e2e-desk-${id}-${Date.now()}`,
+    ...login,
     clean: true,
     reconnectPeriod: 0,
     will: { topic: topic('online'), payload: JSON.stringify({ boot, seq: 0, online: false }), qos: 1, retain: true },

@@ -10,6 +10,7 @@
 //!   by a password or PIN change, by disabling the account or revoking the kiosk.
 
 mod hash;
+pub mod mqtt_password;
 pub mod tickets;
 
 pub use hash::{HashError, Hasher};

@@ -11,6 +11,7 @@
 //! - [`protocol`]: the desk-unit MQTT contract (topics, payloads, rejection reasons).
 //! - [`model`]: the types shared by the server and the browser.
 
+pub mod acl;
 pub mod auth;
 pub mod batch;
 pub mod clock;

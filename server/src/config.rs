@@ -59,6 +59,11 @@ pub struct DeskSimArgs {
     /// Desk ids to simulate (repeat the flag or separate with commas).
     #[arg(long = "desk", value_delimiter = ',', required = true)]
     pub desks: Vec<String>,
+    /// A file of `DESK:PASSWORD` lines (the passwords `consultease desk add` printed): each listed
+    /// desk connects with its credential (client id = username = desk id), as firmware does. A
+    /// file, not a flag: a password on the command line is visible to every user of the machine.
+    #[arg(long, env = "CONSULTEASE_DESK_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
 
     /// Folder keeping each desk's boot counter (bumped at every start, as firmware does in flash).
     #[arg(long, default_value = "data/desk-sim")]
@@ -98,13 +103,22 @@ pub enum FacultyCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum DeskCmd {
-    /// Register a desk unit and bind it to a faculty member (one desk per faculty member).
+    /// Register a desk unit and bind it to a faculty member (one desk per faculty member); prints
+    /// its MQTT password once, as `password: …` (the desk connects with client id = username = its
+    /// id). Only a hash of it is kept.
     Add {
         /// The desk's id, as in its MQTT topics (1-64 of A-Z a-z 0-9 _ -).
         desk: String,
         /// The faculty member's id (see `consultease faculty list`).
         #[arg(long)]
         faculty: i64,
+    },
+    /// Say whether a desk has an MQTT credential; with --rotate, issue a new password (printed once
+    /// as `password: …`): the old one stops working at once and the desk's live connection drops.
+    Credentials {
+        desk: String,
+        #[arg(long)]
+        rotate: bool,
     },
     /// List desk units: online, last seen, boot/seq.
     List,
@@ -257,6 +271,12 @@ pub struct MqttArgs {
     /// Where the embedded broker listens (port 0: any free port). Ignored with --mqtt-url.
     #[arg(long, env = "CONSULTEASE_MQTT_BIND", default_value = "127.0.0.1:1883")]
     pub mqtt_bind: SocketAddr,
+
+    /// FOR DEVELOPMENT ONLY: the embedded broker also takes clients without credentials, which may
+    /// then publish and read any desk's topics (`--demo` implies it). Desks with credentials stay
+    /// confined to their own topics.
+    #[arg(long, env = "CONSULTEASE_MQTT_ALLOW_ANONYMOUS")]
+    pub mqtt_allow_anonymous: bool,
 
     /// MQTT client id of the server. It must stay stable (the broker keeps the server's session, and
     /// the messages that arrive while it is down, under it) and nobody else may use it: by default

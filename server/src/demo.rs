@@ -71,6 +71,23 @@ pub async fn run(
     Ok(())
 }
 
+/// `DESK:PASSWORD` lines (blank lines and `#` comments skipped).
+fn read_credentials(path: &std::path::Path) -> Result<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((desk, password)) = line.split_once(':') else {
+            bail!("{} line {}: expected DESK:PASSWORD", path.display(), n + 1);
+        };
+        out.insert(desk.trim().to_owned(), password.trim().to_owned());
+    }
+    Ok(out)
+}
+
 pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
     let broker = args.broker.connect_to()?;
     for id in &args.desks {
@@ -78,10 +95,19 @@ pub async fn desk_sim(args: DeskSimArgs) -> Result<()> {
             bail!("desk id {id:?} must be 1-64 characters of A-Z a-z 0-9 _ -");
         }
     }
+    let passwords = match &args.credentials {
+        Some(path) => read_credentials(path)?,
+        None => std::collections::HashMap::new(),
+    };
     let mut rng = Rng::seeded();
     let mut desks = Vec::new();
     for id in &args.desks {
         let boot = next_boot(&args.state_dir, id)?;
+        let mut broker = broker.clone();
+        if let Some(password) = passwords.get(id) {
+            broker.username = Some(id.clone());
+            broker.password = Some(password.clone());
+        }
         let desk = SimDesk::connect(&broker, &args.broker.mqtt_prefix, id, boot, rng.presence()).await?;
         println!("{id}: connected (boot {boot})");
         // Every queue the desk shows (and has acknowledged), as its screen would list it.

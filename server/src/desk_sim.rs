@@ -59,7 +59,9 @@ impl SimDesk {
     ) -> Result<SimDesk> {
         // Seq 0 is reserved for the first connection's will and 1 for its announcement.
         let seq = Arc::new(AtomicU64::new(1));
-        let client_id = format!("desk-{id}");
+        // With its own credential a desk is its id (client id = username); otherwise (anonymous,
+        // where allowed) a client id of its own.
+        let client_id = if broker.username.as_deref() == Some(id) { id.to_owned() } else { format!("desk-{id}") };
         let online_topic = topic(prefix, id, Kind::Online);
         let make_opts = {
             let (broker, online_topic, client_id) = (broker.clone(), online_topic.clone(), client_id.clone());

@@ -6,7 +6,7 @@
 
 use crate::config::{MqttArgs, ServeArgs};
 use crate::http::{self, AppState};
-use crate::mqtt::broker::{self, Open, Policy, ServerCredential};
+use crate::mqtt::broker::{self, Credentials, Policy, ServerCredential};
 use crate::mqtt::{self, BrokerAddr, IngestHandle, Limits, MqttConfig};
 use crate::telemetry::{self, Metrics};
 use anyhow::Context;
@@ -64,7 +64,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
         Some(id) => id.clone(),
         None => store.server_client_id().await.context("reading the server's MQTT client id")?,
     };
-    let broker = broker(&args.mqtt, args.demo, &client_id, metrics.clone(), state.shutdown.clone()).await?;
+    let broker = broker(&args.mqtt, &store, args.demo, &client_id, metrics.clone(), state.shutdown.clone()).await?;
     let config = MqttConfig {
         broker: broker.clone(),
         prefix: args.mqtt.broker.mqtt_prefix.clone(),
@@ -139,6 +139,7 @@ pub async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
 /// instead and says so: the demo's desks are simulated in-process and follow it.
 async fn broker(
     args: &MqttArgs,
+    store: &Store,
     demo: bool,
     client_id: &str,
     metrics: Arc<Metrics>,
@@ -152,7 +153,22 @@ async fn broker(
         username: "consultease-server".into(),
         password: store::random_hex(16)?,
     };
-    let policy: Arc<dyn Policy> = Arc::new(Open { server: Some(credential.clone()) });
+    let allow_anonymous = demo || args.mqtt_allow_anonymous;
+    if allow_anonymous {
+        tracing::warn!(
+            "the embedded MQTT broker takes anonymous clients ({}): anyone who reaches it can act as any desk \
+             and read every desk's queue",
+            if demo { "--demo" } else { "--mqtt-allow-anonymous" }
+        );
+    }
+    let credentials = Arc::new(Credentials {
+        server: credential.clone(),
+        store: store.clone(),
+        prefix: args.broker.mqtt_prefix.clone(),
+        allow_anonymous,
+        admitted: Default::default(),
+    });
+    let policy: Arc<dyn Policy> = credentials.clone();
     let start = |bind| broker::start(bind, policy.clone(), Limits::default(), metrics.clone(), stop.clone());
     let embedded = match start(args.mqtt_bind).await {
         Ok(b) => b,
@@ -168,6 +184,7 @@ async fn broker(
         }
         Err(err) => return Err(err),
     };
+    tokio::spawn(credentials.drop_rotated(embedded.clone(), stop.clone()));
     let mut addr = BrokerAddr::local(embedded.addr);
     addr.username = Some(credential.username);
     addr.password = Some(credential.password);

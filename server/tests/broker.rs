@@ -186,3 +186,128 @@ async fn the_server_reports_a_takeover_on_an_external_broker_and_resubscribes() 
     })
     .await;
 }
+
+/// A connection's end: its receiver closes when the broker drops it.
+async fn dropped(rx: &mut tokio::sync::mpsc::UnboundedReceiver<rumqttc::Publish>, what: &str) -> Vec<rumqttc::Publish> {
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(6), rx.recv()).await {
+            Ok(Some(p)) => got.push(p),
+            Ok(None) => return got,
+            Err(_) => panic!("{what}: the broker kept the connection"),
+        }
+    }
+}
+
+/// Desk units on their own credentials: anonymous, wrong and borrowed credentials are refused; a
+/// desk publishes and subscribes only on its own topics (trying anything else drops it, is counted,
+/// and changes nothing of the other desk); a rotated password stops working at once and the
+/// connection made with it is dropped. The CLI's `desk add` prints the password once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desks_connect_with_their_own_credential_and_reach_only_their_own_topics() {
+    let s = TestServer::builder().desk_credentials_required().start().await;
+    let p = s.prefix.clone();
+    let broker = s.broker();
+    let a = s.faculty("Ada", "ka").await;
+    let b = s.faculty("Bob", "kb").await;
+    let (pa, pb) = (s.desk_password("ka").await, s.desk_password("kb").await);
+    let metrics = s.running.state.metrics.clone();
+
+    // Who may not connect at all.
+    assert_eq!(client(&broker, "someone", None).await.1, ConnectReturnCode::NotAuthorized, "anonymous");
+    assert_eq!(client(&broker, "ka", Some(("ka", "not the password"))).await.1, ConnectReturnCode::BadUserNamePassword);
+    assert_eq!(client(&broker, "kb", Some(("ka", &pa))).await.1, ConnectReturnCode::NotAuthorized, "A's login, B's id");
+    assert_eq!(
+        client(&broker, "kz", Some(("kz", &pa))).await.1,
+        ConnectReturnCode::BadUserNamePassword,
+        "no such desk"
+    );
+
+    // Both desks report, with their credentials.
+    let mut da = s.desk_with_password("ka", &pa, 1, 0).await;
+    da.state(true, false).await;
+    let mut db = s.desk_with_password("kb", &pb, 1, 0).await;
+    db.state(true, false).await;
+    let available = |id| {
+        let store = s.store.clone();
+        async move { store.faculty(id).await.unwrap().is_some_and(|f| f.status == Status::Available) }
+    };
+    eventually("both available", || async { available(a).await && available(b).await }).await;
+
+    // The real desk A goes; a rogue firmware holding A's credential tries to speak for B: dropped,
+    // counted, B unchanged (even with a boot that would pin B's clock).
+    da.kill();
+    let before = metrics.broker_refusals("publish_denied");
+    let (evil, code, mut rx) = client(&broker, "ka", Some(("ka", &pa))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let forged =
+        domain::protocol::Payload::State { clock: domain::DeskClock::new(4_000_000, 1), present: false, busy: false };
+    evil.publish(format!("{p}/desk/kb/state"), QoS::AtLeastOnce, true, forged.encode()).await.unwrap();
+    dropped(&mut rx, "publishing on B's topic").await;
+    assert_eq!(metrics.broker_refusals("publish_denied"), before + 1);
+    // ... nor clear B's retained state, nor write B's queue.
+    for topic in [format!("{p}/desk/kb/state"), format!("{p}/desk/kb/queue"), format!("{p}/desk/ka/queue")] {
+        let (evil, _, mut rx) = client(&broker, "ka", Some(("ka", &pa))).await;
+        evil.publish(topic.clone(), QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+        dropped(&mut rx, &topic).await;
+    }
+    assert_eq!(metrics.broker_refusals("publish_denied"), before + 4);
+    // ... nor read B's queue, or everything.
+    let denied = metrics.broker_refusals("subscribe_denied");
+    for filter in
+        [format!("{p}/desk/kb/queue"), "#".to_owned(), format!("{p}/desk/+/queue"), format!("{p}/desk/kb/state")]
+    {
+        let (evil, _, mut rx) = client(&broker, "ka", Some(("ka", &pa))).await;
+        evil.subscribe(filter.clone(), QoS::AtLeastOnce).await.unwrap();
+        let got = dropped(&mut rx, &filter).await;
+        assert!(
+            got.is_empty(),
+            "{filter}: nothing delivered, got {:?}",
+            got.iter().map(|m| &m.topic).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(metrics.broker_refusals("subscribe_denied"), denied + 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(available(b).await, "B's state is B's own");
+
+    // Its own queue it may read; its own topics it may write.
+    let (own, _, mut own_rx) = client(&broker, "ka", Some(("ka", &pa))).await;
+    own.subscribe(format!("{p}/desk/ka/queue"), QoS::AtLeastOnce).await.unwrap();
+    own.publish(format!("{p}/desk/ka/heartbeat"), QoS::AtLeastOnce, false, br#"{"boot":1,"seq":50}"#.to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(m) = own_rx.try_recv() {
+        assert_eq!(m.topic, format!("{p}/desk/ka/queue"), "only its own queue");
+    }
+    assert!(matches!(own_rx.try_recv(), Err(tokio::sync::mpsc::error::TryRecvError::Empty)), "still connected");
+
+    // Rotation: the connection made with the old password drops; the old one is refused, the new works.
+    let new = s.desk_password("ka").await;
+    dropped(&mut own_rx, "after rotation").await;
+    assert_eq!(client(&broker, "ka", Some(("ka", &pa))).await.1, ConnectReturnCode::BadUserNamePassword);
+    assert_eq!(client(&broker, "ka", Some(("ka", &new))).await.1, ConnectReturnCode::Success);
+
+    // The CLI issues a password once, as a `password:` line, and audits it.
+    let c = s
+        .store
+        .add_faculty(&store::NewFaculty { name: "Cy".into(), department: "X".into(), email: None })
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    server::cli::desk(&s.store, server::config::DeskCmd::Add { desk: "kc".into(), faculty: c }, &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let password = out.lines().find_map(|l| l.strip_prefix("password: ")).expect("a password line").to_owned();
+    assert!(password.len() >= 32 && password.bytes().all(|b| b.is_ascii_hexdigit()), "≥ 128 bits: {password}");
+    assert_eq!(client(&broker, "kc", Some(("kc", &password))).await.1, ConnectReturnCode::Success);
+    let log = s.store.audit_log(20).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "desk_credential_issued" && e.subject.as_deref() == Some("desk:kc")));
+    assert!(log.iter().all(|e| !e.detail.as_deref().unwrap_or("").contains(&password)), "never in the audit");
+    // desk-sim with that credential is desk kc.
+    let sim_broker = BrokerAddr { username: Some("kc".into()), password: Some(password), ..broker.clone() };
+    let here = server::desk_sim::Presence { present: true, busy: false };
+    let _sim = server::desk_sim::SimDesk::connect(&sim_broker, &p, "kc", 1, here).await.unwrap();
+    eventually("the simulated desk kc reports", || available(c)).await;
+}

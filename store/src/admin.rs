@@ -71,6 +71,37 @@ impl Store {
     }
 
     /// Registers desk unit `desk` and binds it to faculty member `faculty_id` (one desk each).
+    /// Sets a desk's MQTT password hash (a new credential replaces the old one at once).
+    pub async fn set_desk_mqtt_hash(&self, desk: &str, hash: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let n = on_tx!(&mut tx, c => {
+            sqlx::query("UPDATE desks SET mqtt_hash = $1, version = version + 1 WHERE id = $2")
+                .bind(hash)
+                .bind(desk)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no desk {desk}")));
+        }
+        tx.commit().await
+    }
+
+    /// A desk's MQTT password hash: `None` when there is no such desk, `Some(None)` when it has
+    /// no credential.
+    pub async fn desk_mqtt_hash(&self, desk: &str) -> Result<Option<Option<String>>> {
+        let sql = "SELECT mqtt_hash FROM desks WHERE id = $1";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(desk).fetch_optional(pool).await?))
+    }
+
+    /// Every desk's MQTT password hash (to notice rotations).
+    pub async fn desk_mqtt_hashes(&self) -> Result<Vec<(String, Option<String>)>> {
+        let sql = "SELECT id, mqtt_hash FROM desks";
+        Ok(on_db!(&self.db, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+
     pub async fn add_desk(&self, desk: &str, faculty_id: i64) -> Result<()> {
         if !valid_desk_id(desk) {
             return Err(StoreError::Invalid("desk id must be 1-64 characters of A-Z a-z 0-9 _ -".into()));

@@ -25,7 +25,19 @@ impl Desk {
     /// Connects as desk `id` with its last will reserved at `(boot, will_seq)`, then announces itself
     /// at `will_seq + 1`.
     pub async fn connect(broker: &BrokerAddr, prefix: &str, id: &str, boot: u32, will_seq: u64) -> Desk {
-        let mut opts = MqttOptions::new(format!("desk-{id}-{}", crate::unique()), &broker.host, broker.port);
+        Desk::connect_as(broker, prefix, &format!("desk-{id}-{}", crate::unique()), id, boot, will_seq).await
+    }
+
+    /// [`Desk::connect`] with the given MQTT client id.
+    pub async fn connect_as(
+        broker: &BrokerAddr,
+        prefix: &str,
+        client_id: &str,
+        id: &str,
+        boot: u32,
+        will_seq: u64,
+    ) -> Desk {
+        let mut opts = MqttOptions::new(client_id, &broker.host, broker.port);
         if let Some(user) = &broker.username {
             opts.set_credentials(user, broker.password.as_deref().unwrap_or(""));
         }

@@ -31,6 +31,7 @@ pub struct TestServerBuilder {
     bus_capacity: Option<usize>,
     max_replay: i64,
     header_timeout: Duration,
+    anonymous_desks: bool,
 }
 
 impl TestServer {
@@ -45,6 +46,7 @@ impl TestServer {
             bus_capacity: None,
             max_replay: 1000,
             header_timeout: Duration::from_secs(10),
+            anonymous_desks: true,
         }
     }
 
@@ -73,6 +75,21 @@ impl TestServer {
     /// A desk unit connected to this server's broker (anonymously), under its prefix.
     pub async fn desk(&self, id: &str, boot: u32, will_seq: u64) -> crate::Desk {
         crate::Desk::connect(&self.broker(), &self.prefix, id, boot, will_seq).await
+    }
+
+    /// A desk unit connected with its credential (client id = username = `id`).
+    pub async fn desk_with_password(&self, id: &str, password: &str, boot: u32, will_seq: u64) -> crate::Desk {
+        let broker =
+            server::mqtt::BrokerAddr { username: Some(id.into()), password: Some(password.into()), ..self.broker() };
+        crate::Desk::connect_as(&broker, &self.prefix, id, id, boot, will_seq).await
+    }
+
+    /// Issues desk `id` an MQTT password (as `consultease desk add` does); returns it.
+    pub async fn desk_password(&self, id: &str) -> String {
+        let password = auth::mqtt_password::generate().expect("random");
+        let hash = auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS).expect("hashed");
+        self.store.set_desk_mqtt_hash(id, &hash).await.expect("credential stored");
+        password
     }
 
     /// Adds a faculty member with a desk; returns the faculty id.
@@ -158,6 +175,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// The embedded broker refuses clients without credentials (as a production server does);
+    /// by default tests' desks connect anonymously (`--mqtt-allow-anonymous`), and only tests of
+    /// the credentials themselves turn this on.
+    pub fn desk_credentials_required(mut self) -> Self {
+        self.anonymous_desks = false;
+        self
+    }
+
     pub fn max_replay(mut self, n: i64) -> Self {
         self.max_replay = n;
         self
@@ -193,6 +218,7 @@ impl TestServerBuilder {
                     mqtt_prefix: self.prefix.clone(),
                 },
                 mqtt_bind: "127.0.0.1:0".parse().expect("an address"),
+                mqtt_allow_anonymous: self.anonymous_desks,
                 mqtt_client_id: Some(self.client_id.clone()),
                 desk_timeout: self.desk_timeout,
                 batch_max: 256,

@@ -232,11 +232,40 @@ pub async fn faculty(store: &Store, cmd: FacultyCmd, out: &mut impl Write) -> an
     Ok(())
 }
 
+/// A new MQTT password for `desk`: stored as a hash, audited, returned to be shown once.
+async fn issue_credential(store: &Store, desk: &str, action: &str) -> anyhow::Result<String> {
+    let password = auth::mqtt_password::generate()?;
+    store.set_desk_mqtt_hash(desk, &auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS)?).await?;
+    let entry = store::AuditEntry {
+        actor: actor(),
+        action: action.into(),
+        subject: Some(format!("desk:{desk}")),
+        user_agent: Some("consultease-cli".into()),
+        ..Default::default()
+    };
+    store.audit(&entry).await?;
+    Ok(password)
+}
+
 pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         DeskCmd::Add { desk, faculty } => {
             store.add_desk(&desk, faculty).await?;
+            let password = issue_credential(store, &desk, "desk_credential_issued").await?;
             writeln!(out, "desk {desk} bound to faculty member {faculty}")?;
+            writeln!(out, "MQTT username and client id: {desk}")?;
+            writeln!(out, "password: {password}")?;
+            writeln!(out, "(shown this once; `consultease desk credentials {desk} --rotate` issues a new one)")?;
+        }
+        DeskCmd::Credentials { desk, rotate: false } => match store.desk_mqtt_hash(&desk).await? {
+            None => anyhow::bail!("no desk {desk}"),
+            Some(None) => writeln!(out, "desk {desk} has no MQTT credential: issue one with --rotate")?,
+            Some(Some(_)) => writeln!(out, "desk {desk} has an MQTT credential (only its hash is kept)")?,
+        },
+        DeskCmd::Credentials { desk, rotate: true } => {
+            let password = issue_credential(store, &desk, "desk_credential_rotated").await?;
+            writeln!(out, "desk {desk}: new MQTT credential; the old password no longer works")?;
+            writeln!(out, "password: {password}")?;
         }
         DeskCmd::ResetClock { desk } => {
             store.reset_desk_clock(&desk).await?;

@@ -73,6 +73,7 @@ impl Conn {
                 let code = match refusal {
                     Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
                     Refusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
+                    Refusal::Unavailable => ConnectReturnCode::ServiceUnavailable,
                 };
                 self.send(Packet::ConnAck(ConnAck::new(code, false))).await?;
                 return Err("refused");
@@ -136,7 +137,7 @@ impl Conn {
         let limits = &self.broker.limits;
         let (queue, window) = match identity {
             Identity::Server => (limits.server_queue, limits.server_window),
-            Identity::Anonymous => (limits.client_queue, limits.client_window),
+            Identity::Anonymous | Identity::Desk(_) => (limits.client_queue, limits.client_window),
         };
         let mut sessions = self.broker.sessions();
         let existing = sessions.get(client_id).cloned();
@@ -228,6 +229,7 @@ impl Conn {
             Packet::Subscribe(sub) => {
                 let mut codes = Vec::with_capacity(sub.filters.len());
                 let mut retained = Vec::new();
+                let mut denied = false;
                 for f in sub.filters {
                     let allowed = topic::valid_filter(&f.path) && self.broker.policy.may_subscribe(who, &f.path);
                     let room = {
@@ -235,6 +237,7 @@ impl Conn {
                         st.subscriptions.contains_key(&f.path)
                             || st.subscriptions.len() < self.broker.limits.max_subscriptions
                     };
+                    denied |= !allowed;
                     if !allowed || !room {
                         self.broker.metrics.broker_refused(if allowed {
                             "too_many_subscriptions"
@@ -256,6 +259,11 @@ impl Conn {
                     codes.push(SubscribeReasonCode::Success(granted));
                 }
                 self.send(Packet::SubAck(SubAck::new(sub.pkid, codes))).await?;
+                if denied {
+                    // Told (the SUBACK above), then dropped: asking for another desk's queue or
+                    // for a wildcard is not a mistake firmware makes.
+                    return Err("subscription not allowed");
+                }
                 for m in retained {
                     session.offer(m);
                 }

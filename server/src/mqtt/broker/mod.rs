@@ -15,7 +15,7 @@ pub mod policy;
 mod session;
 pub mod topic;
 
-pub use policy::{Identity, Open, Policy, ServerCredential};
+pub use policy::{Credentials, Identity, Open, Policy, ServerCredential};
 
 use crate::telemetry::Metrics;
 use anyhow::Context;
@@ -74,6 +74,12 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
+    /// Ends the connection of `client_id`, if any (its session stays). Returns whether it had one.
+    pub fn disconnect(&self, client_id: &str) -> bool {
+        let session = self.inner.sessions().get(client_id).cloned();
+        session.map(|s| s.owner.send_modify(|g| *g += 1)).is_some()
+    }
+
     /// Clients connected now.
     pub fn connections(&self) -> usize {
         self.inner.connections.load(Relaxed)
