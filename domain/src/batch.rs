@@ -75,6 +75,8 @@ pub enum Decision {
     Stale,
     /// No desk with that id was found.
     UnknownDesk,
+    /// Its `boot` jumped implausibly far (see [`crate::desk::MAX_BOOT_JUMP`]): nothing changes.
+    Implausible,
 }
 
 /// A faculty row's new version, to be logged as a status event.
@@ -129,6 +131,10 @@ pub fn plan(
             Change::Message { message, .. } => match record.apply(*message) {
                 DeskUpdate::Stale => {
                     plan.decisions.push(Decision::Stale);
+                    continue;
+                }
+                DeskUpdate::Implausible => {
+                    plan.decisions.push(Decision::Implausible);
                     continue;
                 }
                 DeskUpdate::Applied { record: next, visible } => {

@@ -51,10 +51,18 @@ pub struct DeskRecord {
 pub enum DeskUpdate {
     /// Older than (or equal to) what the record already holds for that fact: nothing changes.
     Stale,
+    /// A `boot` more than [`MAX_BOOT_JUMP`] past the newest one applied: refused, nothing changes
+    /// (until an admin resets the desk's clock).
+    Implausible,
     /// The new record. `visible` is true when something a faculty status depends on changed
     /// (`online`, `present`, `busy`): only then does the faculty row's version move.
     Applied { record: DeskRecord, visible: bool },
 }
+
+/// How far a desk's `boot` may jump past the newest one applied. A desk counts one boot per
+/// power-up: a thousand is years of reboots, while a forged or corrupted message with a huge boot
+/// would otherwise outrank everything the real desk sends for good ("a later boot always wins").
+pub const MAX_BOOT_JUMP: u32 = 1000;
 
 /// The ordering key of an online/offline fact. An announcement (`online: true`) at seq `s` keys at
 /// `(boot, s, 0)`; a will or offline (`online: false`) reserved at seq `w` keys at `(boot, w + 1, 1)`,
@@ -72,6 +80,9 @@ impl DeskRecord {
     pub fn apply(&self, msg: DeskMessage) -> DeskUpdate {
         // For an online fact the effective clock is its key's (a will reserved at `w` covers `w + 1`).
         let mut clock = msg.clock();
+        if self.last.is_some_and(|last| clock.boot > last.boot.saturating_add(MAX_BOOT_JUMP)) {
+            return DeskUpdate::Implausible;
+        }
         let mut next = *self;
         match msg {
             DeskMessage::State { present, busy, .. } => {
@@ -126,7 +137,7 @@ mod tests {
     fn apply_all(msgs: &[DeskMessage]) -> DeskRecord {
         msgs.iter().fold(DeskRecord::default(), |rec, m| match rec.apply(*m) {
             DeskUpdate::Applied { record, .. } => record,
-            DeskUpdate::Stale => rec,
+            DeskUpdate::Stale | DeskUpdate::Implausible => rec,
         })
     }
 
@@ -230,6 +241,26 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             msgs.into_iter().filter(|m| seen.insert(m.clock())).collect()
         })
+    }
+
+    #[test]
+    fn a_boot_jump_past_the_limit_is_implausible_whatever_the_fact() {
+        let rec = apply_all(&[DeskMessage::Online { clock: c(5, 1), online: true }]);
+        let far = c(5 + MAX_BOOT_JUMP + 1, 0);
+        for msg in [
+            DeskMessage::State { clock: far, present: true, busy: true },
+            DeskMessage::Online { clock: far, online: false },
+            DeskMessage::Heartbeat { clock: far },
+        ] {
+            assert_eq!(rec.apply(msg), DeskUpdate::Implausible, "{msg:?}");
+        }
+        let near = DeskMessage::State { clock: c(5 + MAX_BOOT_JUMP, 0), present: true, busy: true };
+        assert!(matches!(rec.apply(near), DeskUpdate::Applied { .. }));
+        // Nothing known yet (a new desk, or one whose clock an admin reset): any boot applies.
+        assert!(matches!(
+            DeskRecord::default().apply(DeskMessage::Heartbeat { clock: c(u32::MAX, 0) }),
+            DeskUpdate::Applied { .. }
+        ));
     }
 
     proptest! {

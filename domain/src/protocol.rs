@@ -67,6 +67,8 @@ pub enum Reject {
     UnknownRequest,
     #[error("the request is not for this desk's faculty member")]
     WrongDesk,
+    #[error("boot jumps implausibly far past the desk's last one (an admin may reset its clock)")]
+    ImplausibleClock,
 }
 
 impl Reject {
@@ -81,10 +83,11 @@ impl Reject {
             Reject::UnknownDesk => "unknown_desk",
             Reject::UnknownRequest => "unknown_request",
             Reject::WrongDesk => "wrong_desk",
+            Reject::ImplausibleClock => "implausible_clock",
         }
     }
 
-    pub const LABELS: [&'static str; 9] = [
+    pub const LABELS: [&'static str; 10] = [
         "bad_topic",
         "bad_desk_id",
         "too_large",
@@ -94,6 +97,7 @@ impl Reject {
         "unknown_desk",
         "unknown_request",
         "wrong_desk",
+        "implausible_clock",
     ];
 }
 

@@ -311,3 +311,31 @@ async fn desks_connect_with_their_own_credential_and_reach_only_their_own_topics
     let _sim = server::desk_sim::SimDesk::connect(&sim_broker, &p, "kc", 1, here).await.unwrap();
     eventually("the simulated desk kc reports", || available(c)).await;
 }
+
+/// Defence in depth behind the credentials: a desk message whose boot jumps more than 1,000 past
+/// the desk's last one (which would outrank everything the real desk sends, for good) is rejected
+/// as `implausible_clock`, counted, and changes nothing — until an admin resets the desk's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_implausible_boot_jump_is_rejected_until_the_clock_is_reset() {
+    let s = TestServer::start().await;
+    let id = s.faculty("Ada", "ic1").await;
+    let mut desk = s.desk("ic1", 7, 0).await;
+    desk.state(true, false).await;
+    let status = || async { s.store.faculty(id).await.unwrap().map(|f| f.status) };
+    eventually("available", || async { status().await == Some(Status::Available) }).await;
+    let forged =
+        domain::protocol::Payload::State { clock: domain::DeskClock::new(7 + 1001, 1), present: false, busy: true };
+    desk.raw("state", forged.encode(), true).await;
+    eventually("refused as implausible", || async { s.metrics().rejected("implausible_clock") == 1 }).await;
+    assert_eq!(status().await, Some(Status::Available));
+    desk.state(true, true).await; // the real desk goes on
+    eventually("the real desk still counts", || async { status().await == Some(Status::Busy) }).await;
+    // After a reset (a firmware wipe, say) the desk's next message applies whatever its boot.
+    s.store.reset_desk_clock("ic1").await.unwrap();
+    desk.raw("state", forged.encode(), true).await;
+    eventually("applied after the reset", || async {
+        s.store.faculty(id).await.unwrap().is_some_and(|f| f.status == Status::Busy && !f.present)
+    })
+    .await;
+    assert_eq!(s.metrics().rejected("implausible_clock"), 1);
+}

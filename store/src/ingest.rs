@@ -25,6 +25,8 @@ pub enum Outcome {
     Stale,
     /// No desk with that id is registered: nothing changed.
     UnknownDesk,
+    /// The desk's `boot` jumped implausibly far (`domain::desk::MAX_BOOT_JUMP`): nothing changed.
+    Implausible,
 }
 
 const MAX_ATTEMPTS: u32 = 20;
@@ -99,6 +101,7 @@ impl Store {
                     Decision::Applied { event } => Outcome::Applied { event: event.map(event_id).transpose()? },
                     Decision::Stale => Outcome::Stale,
                     Decision::UnknownDesk => Outcome::UnknownDesk,
+                    Decision::Implausible => Outcome::Implausible,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -279,15 +279,28 @@ async fn two_requests_for_the_last_slot_at_once_one_wins(db: TestDb) {
 /// clock for good — nothing the real desk sends can be newer — and there was no way back.
 async fn a_pinned_clock_is_freed_by_a_reset(db: TestDb) {
     let store = &db.store;
+    // A boot more than MAX_BOOT_JUMP past the desk's known one is refused: it cannot pin the clock.
     let id = faculty_with_desk(store, "Mary Jackson", "pinned").await;
     store.apply(&[online("pinned", 3, 1, true), state("pinned", 3, 2, true, false)]).await.unwrap();
-    store.apply(&[state("pinned", u32::MAX, i64::MAX as u64, false, true)]).await.unwrap();
-    assert_eq!(view(store, id).await.status, Status::Busy);
-    assert_eq!(store.apply(&[state("pinned", 4, 1, true, false)]).await.unwrap(), [Outcome::Stale]);
-    store.reset_desk_clock("pinned").await.unwrap();
-    let out = store.apply(&[state("pinned", 4, 1, true, false)]).await.unwrap();
-    assert!(matches!(out[..], [Outcome::Applied { event: Some(_) }]), "{out:?}");
+    let huge = state("pinned", u32::MAX, i64::MAX as u64, false, true);
+    assert_eq!(store.apply(&[huge]).await.unwrap(), [Outcome::Implausible]);
     assert_eq!(view(store, id).await.status, Status::Available);
+    assert_eq!(store.apply(&[state("pinned", 3 + 1001, 1, false, true)]).await.unwrap(), [Outcome::Implausible]);
+    let out = store.apply(&[state("pinned", 3 + 1000, 1, false, true)]).await.unwrap();
+    assert!(matches!(out[..], [Outcome::Applied { .. }]), "a thousand reboots is plausible: {out:?}");
+    assert_eq!(view(store, id).await.status, Status::Busy);
+    // A desk whose very first message carries a huge boot has nothing to compare with, and pins
+    // its clock; an admin's reset frees it (and, after a reset, any boot is plausible again).
+    let id = faculty_with_desk(store, "Katherine Johnson", "pinned2").await;
+    store
+        .apply(&[state("pinned2", u32::MAX, i64::MAX as u64, false, true), online("pinned2", u32::MAX, 0, true)])
+        .await
+        .unwrap();
+    assert_eq!(view(store, id).await.status, Status::Busy);
+    assert_eq!(store.apply(&[state("pinned2", 4, 1, true, false)]).await.unwrap(), [Outcome::Stale]);
+    store.reset_desk_clock("pinned2").await.unwrap();
+    let out = store.apply(&[state("pinned2", 4, 1, true, false)]).await.unwrap();
+    assert!(matches!(out[..], [Outcome::Applied { event: Some(_) }]), "{out:?}");
     assert!(matches!(store.reset_desk_clock("nope").await, Err(StoreError::NotFound(_))));
 }
 
@@ -464,7 +477,7 @@ async fn permutations_and_replays_are_idempotent(db: TestDb) {
         let expected = history.iter().fold(DeskRecord::default(), |r, ch| match ch {
             Change::Message { message, .. } => match r.apply(*message) {
                 DeskUpdate::Applied { record, .. } => record,
-                DeskUpdate::Stale => r,
+                DeskUpdate::Stale | DeskUpdate::Implausible => r,
             },
             Change::TimeOut { .. } => r,
         });

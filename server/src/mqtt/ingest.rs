@@ -246,6 +246,11 @@ impl Batcher {
                             self.metrics.reject(Reject::UnknownDesk.label());
                             0
                         }
+                        Outcome::Implausible => {
+                            rejects.log(&publishes[*i].1.topic, &Reject::ImplausibleClock);
+                            self.metrics.reject(Reject::ImplausibleClock.label());
+                            0
+                        }
                     };
                 }
                 // Acks and answers of registered desks, in arrival order, after the desks' liveness
@@ -254,7 +259,9 @@ impl Batcher {
                     .into_iter()
                     .filter_map(|(k, desk, payload)| {
                         let i = index[k];
-                        let known = applied.iter().any(|(j, o)| *j == i && !matches!(o, Outcome::UnknownDesk));
+                        let known = applied
+                            .iter()
+                            .any(|(j, o)| *j == i && matches!(o, Outcome::Applied { .. } | Outcome::Stale));
                         known.then(|| desk_work(desk, payload)).flatten().map(|w| (i, w))
                     })
                     .unzip();
