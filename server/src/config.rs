@@ -43,11 +43,40 @@ pub enum Command {
     Kiosk(KioskCmd),
     /// Simulate desk units over MQTT, exactly as docs/PROTOCOL.md says (for demos and tests).
     DeskSim(DeskSimArgs),
-    /// Run only the embedded MQTT broker (for development and tests without Mosquitto).
+    /// Run only the embedded MQTT broker, anonymous (for development and tests without Mosquitto);
+    /// or `broker export --mosquitto DIR`.
+    #[command(args_conflicts_with_subcommands = true)]
     Broker {
+        #[command(subcommand)]
+        action: Option<BrokerCmd>,
         /// Where the broker listens.
         #[arg(long, env = "CONSULTEASE_MQTT_BIND", default_value = "127.0.0.1:1883")]
         mqtt_bind: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerCmd {
+    /// Write the desks' credentials and topic isolation as Mosquitto 2.x files in DIR: `passwd`,
+    /// `acl`, `mosquitto.conf` (each replaced atomically; reload Mosquitto with SIGHUP). The
+    /// server's password is read from standard input, or with --new-server-password made here and
+    /// printed once (then give it to the server: --mqtt-url mqtt://USER:PASSWORD@host).
+    Export {
+        /// The directory to write the files in.
+        #[arg(long)]
+        mosquitto: PathBuf,
+        /// The topic prefix (as the server's --mqtt-prefix).
+        #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease")]
+        mqtt_prefix: String,
+        /// The server's MQTT user name.
+        #[arg(long, default_value = "consultease-server")]
+        server_user: String,
+        /// Make a new server password and print it, instead of reading it from standard input.
+        #[arg(long)]
+        new_server_password: bool,
+        /// PBKDF2 iterations of the server's hash (desks' hashes keep theirs).
+        #[arg(long, default_value_t = auth::mqtt_password::ITERATIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        iterations: u32,
     },
 }
 

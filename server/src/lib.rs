@@ -29,7 +29,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Student(cmd) => cli::student(&cli::accounts(open().await?)?, cmd, &mut std::io::stdout()).await,
         Command::Kiosk(cmd) => cli::kiosk(&cli::accounts(open().await?)?, cmd, &mut std::io::stdout()).await,
         Command::DeskSim(args) => demo::desk_sim(args).await,
-        Command::Broker { mqtt_bind } => {
+        Command::Broker {
+            action:
+                Some(config::BrokerCmd::Export { mosquitto, mqtt_prefix, server_user, new_server_password, iterations }),
+            ..
+        } => {
+            let store = open().await?;
+            let password = if new_server_password {
+                auth::mqtt_password::generate()?
+            } else {
+                cli::read_secret(&format!("MQTT password of {server_user}"))?
+            };
+            let export = cli::mosquitto::Export {
+                dir: &mosquitto,
+                prefix: &mqtt_prefix,
+                server_user: &server_user,
+                server_password: &password,
+                iterations,
+            };
+            let n = cli::mosquitto::export(&store, &export).await?;
+            let desks = if n == 1 { "1 desk".to_owned() } else { format!("{n} desks") };
+            println!("wrote passwd ({desks} and {server_user}), acl and mosquitto.conf in {}", mosquitto.display());
+            if new_server_password {
+                println!("server password: {password}");
+            }
+            println!("reload a running Mosquitto with: kill -HUP $(pidof mosquitto)");
+            Ok(())
+        }
+        Command::Broker { mqtt_bind, .. } => {
             let stop = tokio_util::sync::CancellationToken::new();
             let open = std::sync::Arc::new(mqtt::broker::Open { server: None });
             let metrics = std::sync::Arc::new(telemetry::Metrics::new());

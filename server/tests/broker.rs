@@ -339,3 +339,153 @@ async fn an_implausible_boot_jump_is_rejected_until_the_clock_is_reset() {
     .await;
     assert_eq!(s.metrics().rejected("implausible_clock"), 1);
 }
+
+/// The Mosquitto binary, or `None` (after saying why) when it is not installed and not required.
+fn mosquitto_bin() -> Option<std::path::PathBuf> {
+    let found = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(!testkit::services_required(), "Mosquitto required (CONSULTEASE_REQUIRE_SERVICES=1) but not installed");
+        eprintln!("skipped: no mosquitto binary");
+    }
+    found
+}
+
+/// A Mosquitto process, killed when dropped.
+struct Mosquitto(std::process::Child);
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `consultease broker export --mosquitto` against a real Mosquitto started with its files: the
+/// server connects as its own user; desks only with their passwords; a desk cannot write another
+/// desk's state nor read another desk's queue (Mosquitto drops such a publish and delivers nothing
+/// of such a subscription); after a rotation and a new export, SIGHUP makes the old password fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
+    let Some(bin) = mosquitto_bin() else { return };
+    let db = testkit::Database::Sqlite.fresh().await.unwrap();
+    let store = store::Store::connect(&db.url).await.unwrap();
+    let prefix = format!("mx-{}", unique());
+    let mut ids = Vec::new();
+    let mut passwords = Vec::new();
+    for (name, desk) in [("Ada", "ma"), ("Bob", "mb")] {
+        let nf = store::NewFaculty { name: name.into(), department: "X".into(), email: None };
+        let id = store.add_faculty(&nf).await.unwrap();
+        store.add_desk(desk, id).await.unwrap();
+        let password = auth::mqtt_password::generate().unwrap();
+        store.set_desk_mqtt_hash(desk, &auth::mqtt_password::hash(&password, 101).unwrap()).await.unwrap();
+        ids.push(id);
+        passwords.push(password);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server_password = auth::mqtt_password::generate().unwrap();
+    let export = server::cli::mosquitto::Export {
+        dir: dir.path(),
+        prefix: &prefix,
+        server_user: "consultease-server",
+        server_password: &server_password,
+        iterations: 1000,
+    };
+    assert_eq!(server::cli::mosquitto::export(&store, &export).await.unwrap(), 2);
+    let passwd = std::fs::read_to_string(dir.path().join("passwd")).unwrap();
+    assert!(passwd.lines().all(|l| l.split_once(':').is_some_and(|(_, h)| h.starts_with("$7$"))), "{passwd}");
+    assert!(!passwd.contains(&passwords[0]) && !passwd.contains(&server_password), "hashes only");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let snippet = std::fs::read_to_string(dir.path().join("mosquitto.conf")).unwrap();
+    let conf = dir.path().join("run.conf");
+    // Started as root, Mosquitto drops to its own user, which cannot read a test's temp files.
+    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\npersistence false\nuser {me}\n{snippet}")).unwrap();
+    let child = std::process::Command::new(&bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mosquitto = Mosquitto(child);
+    eventually("mosquitto listens", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() })
+        .await;
+    let addr = BrokerAddr::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+
+    // The server, as its own user; desks only with their own passwords.
+    let with = |u: &str, p: &str| BrokerAddr { username: Some(u.into()), password: Some(p.into()), ..addr.clone() };
+    let s = TestServer::builder()
+        .database(db)
+        .prefix(&prefix)
+        .broker(with("consultease-server", &server_password))
+        .start()
+        .await;
+    assert_ne!(client(&addr, "someone", None).await.1, ConnectReturnCode::Success, "anonymous");
+    assert_ne!(client(&addr, "ma", Some(("ma", "wrong"))).await.1, ConnectReturnCode::Success, "wrong password");
+    assert_ne!(client(&addr, "ma", Some(("ma", &passwords[1]))).await.1, ConnectReturnCode::Success, "B's password");
+    let mut a = testkit::Desk::connect_as(&with("ma", &passwords[0]), &prefix, "ma", "ma", 1, 0).await;
+    let mut b = testkit::Desk::connect_as(&with("mb", &passwords[1]), &prefix, "mb", "mb", 1, 0).await;
+    a.state(true, false).await;
+    b.state(true, false).await;
+    let status = |id: i64| {
+        let store = s.store.clone();
+        async move { store.faculty(id).await.unwrap().map(|f| f.status) }
+    };
+    eventually("both available", || async {
+        status(ids[0]).await == Some(Status::Available) && status(ids[1]).await == Some(Status::Available)
+    })
+    .await;
+
+    // B has a queue holding a student's message.
+    let student = s
+        .store
+        .add_student(&store::NewStudent { number: "S-1".into(), name: "Grace".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let new = store::NewRequest {
+        student_id: student,
+        faculty_id: ids[1],
+        course: None,
+        message: "B's private question".into(),
+        hold: false,
+    };
+    s.store.place_request(&new).await.unwrap();
+    b.subscribe_queue().await;
+    let snap = b.snapshot_above(0).await;
+    assert_eq!(snap.items.len(), 1, "B reads its own queue");
+
+    // A, with its own credential, tries B's state and B's queue.
+    let (evil, code, mut rx) = client(&addr, "ma", Some(("ma", &passwords[0]))).await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    for filter in [format!("{prefix}/desk/mb/queue"), format!("{prefix}/desk/+/queue"), "#".to_owned()] {
+        let _ = evil.subscribe(filter, QoS::AtLeastOnce).await;
+    }
+    let forged = domain::protocol::Payload::State { clock: domain::DeskClock::new(2, 1), present: false, busy: false };
+    evil.publish(format!("{prefix}/desk/mb/state"), QoS::AtLeastOnce, true, forged.encode()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(status(ids[1]).await, Some(Status::Available), "B's state is B's own");
+    while let Ok(m) = rx.try_recv() {
+        assert!(
+            !m.topic.contains("/mb/") && !String::from_utf8_lossy(&m.payload).contains("private"),
+            "leaked {}",
+            m.topic
+        );
+    }
+
+    // Rotation: a new password, a new export, SIGHUP: the old password fails, the new one works.
+    let rotated = auth::mqtt_password::generate().unwrap();
+    s.store.set_desk_mqtt_hash("ma", &auth::mqtt_password::hash(&rotated, 101).unwrap()).await.unwrap();
+    server::cli::mosquitto::export(&s.store, &export).await.unwrap();
+    let pid = mosquitto.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    eventually("the old password fails after the reload", || async {
+        client(&addr, &format!("ma-{}", unique()), Some(("ma", &passwords[0]))).await.1 != ConnectReturnCode::Success
+    })
+    .await;
+    assert_eq!(client(&addr, "ma", Some(("ma", &rotated))).await.1, ConnectReturnCode::Success);
+}

@@ -1,7 +1,13 @@
 //! The admin CLI: `consultease faculty|desk|admin|student|kiosk …`, on the same store (and the same
 //! accounts service) as the server. Every change it makes to accounts is audited as `cli`.
 
+pub mod mosquitto;
 mod secret;
+
+/// A secret from standard input (never from a flag).
+pub fn read_secret(prompt: &str) -> anyhow::Result<String> {
+    secret::read(prompt)
+}
 
 use crate::config::{AdminCmd, DeskCmd, FacultyCmd, KioskCmd, StudentCmd};
 use anyhow::{Context, bail};
@@ -264,7 +270,11 @@ pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::
         },
         DeskCmd::Credentials { desk, rotate: true } => {
             let password = issue_credential(store, &desk, "desk_credential_rotated").await?;
-            writeln!(out, "desk {desk}: new MQTT credential; the old password no longer works")?;
+            writeln!(
+                out,
+                "desk {desk}: new MQTT credential; the old password no longer works on the embedded broker \
+                 (for Mosquitto: `consultease broker export` again, then reload it)"
+            )?;
             writeln!(out, "password: {password}")?;
         }
         DeskCmd::ResetClock { desk } => {
