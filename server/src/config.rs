@@ -278,12 +278,29 @@ pub struct BrokerArgs {
     /// Topic prefix of the desk protocol (`PREFIX/desk/{desk}/state`, …).
     #[arg(long, env = "CONSULTEASE_MQTT_PREFIX", default_value = "consultease", value_parser = parse_prefix)]
     pub mqtt_prefix: String,
+
+    /// For a TLS broker (`mqtts://`): trust only the CA certificates in this PEM file (default:
+    /// the system's roots).
+    #[arg(long, env = "CONSULTEASE_MQTT_CA")]
+    pub mqtt_ca: Option<PathBuf>,
 }
 
 impl BrokerArgs {
     /// The external broker named by --mqtt-url, if any.
     pub fn external(&self) -> anyhow::Result<Option<crate::mqtt::BrokerAddr>> {
-        self.mqtt_url.as_deref().map(crate::mqtt::BrokerAddr::parse).transpose().map_err(anyhow::Error::msg)
+        let Some(addr) =
+            self.mqtt_url.as_deref().map(crate::mqtt::BrokerAddr::parse).transpose().map_err(anyhow::Error::msg)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match &self.mqtt_ca {
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).map_err(|e| anyhow::anyhow!("reading --mqtt-ca {}: {e}", path.display()))?;
+                addr.with_ca(pem)
+            }
+            None => addr,
+        }))
     }
 
     /// For the tools (desk-sim, loadgen): --mqtt-url, or a broker on this machine's standard port.
@@ -306,6 +323,19 @@ pub struct MqttArgs {
     /// confined to their own topics.
     #[arg(long, env = "CONSULTEASE_MQTT_ALLOW_ANONYMOUS")]
     pub mqtt_allow_anonymous: bool,
+
+    /// The embedded broker also takes MQTT over TLS here (with --mqtt-tls-cert and --mqtt-tls-key),
+    /// so that desks on a campus network do not send their passwords in clear.
+    #[arg(long, env = "CONSULTEASE_MQTT_TLS_BIND", requires_all = ["mqtt_tls_cert", "mqtt_tls_key"])]
+    pub mqtt_tls_bind: Option<SocketAddr>,
+
+    /// The TLS listener's certificate chain (PEM).
+    #[arg(long, env = "CONSULTEASE_MQTT_TLS_CERT", requires = "mqtt_tls_bind")]
+    pub mqtt_tls_cert: Option<PathBuf>,
+
+    /// The TLS listener's private key (PEM).
+    #[arg(long, env = "CONSULTEASE_MQTT_TLS_KEY", requires = "mqtt_tls_bind")]
+    pub mqtt_tls_key: Option<PathBuf>,
 
     /// MQTT client id of the server. It must stay stable (the broker keeps the server's session, and
     /// the messages that arrive while it is down, under it) and nobody else may use it: by default

@@ -185,6 +185,10 @@ async fn broker(
         Err(err) => return Err(err),
     };
     tokio::spawn(credentials.drop_rotated(embedded.clone(), stop.clone()));
+    if let (Some(bind), Some(cert), Some(key)) = (args.mqtt_tls_bind, &args.mqtt_tls_cert, &args.mqtt_tls_key) {
+        let acceptor = mqtt::tls_acceptor(cert, key)?;
+        embedded.listen_tls(bind, acceptor, stop.clone()).await?;
+    }
     let mut addr = BrokerAddr::local(embedded.addr);
     addr.username = Some(credential.username);
     addr.password = Some(credential.password);

@@ -489,3 +489,118 @@ async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
     .await;
     assert_eq!(client(&addr, "ma", Some(("ma", &rotated))).await.1, ConnectReturnCode::Success);
 }
+
+/// A throw-away CA and a certificate for 127.0.0.1 and localhost signed by it: (ca, cert, key), PEM.
+fn throwaway_ca() -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "ConsultEase test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether a client with these settings fails before any CONNACK (TLS refused or not spoken).
+async fn cannot_connect(addr: &BrokerAddr) -> bool {
+    let (_client, mut el) = AsyncClient::new(addr.mqtt_options(format!("probe-{}", unique())), 10);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), el.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => return false,
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return true,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The embedded broker's TLS listener: a desk whose firmware trusts the campus CA connects over
+/// TLS with its credential and reports; a client that does not trust the certificate, or that
+/// speaks plain MQTT to the TLS port, gets nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desks_reach_the_embedded_broker_over_tls() {
+    let (ca, cert, key) = throwaway_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let port = free_port();
+    let s = TestServer::builder()
+        .desk_credentials_required()
+        .mqtt_tls(([127, 0, 0, 1], port).into(), cert_path, key_path)
+        .start()
+        .await;
+    let id = s.faculty("Ada", "tl1").await;
+    let password = s.desk_password("tl1").await;
+    let tls = BrokerAddr {
+        port,
+        username: Some("tl1".into()),
+        password: Some(password),
+        ..BrokerAddr::local(([127, 0, 0, 1], port).into())
+    }
+    .with_ca(ca.into_bytes());
+    let mut desk = testkit::Desk::connect_as(&tls, &s.prefix, "tl1", "tl1", 1, 0).await;
+    desk.state(true, false).await;
+    eventually("the desk reports over TLS", || async {
+        s.store.faculty(id).await.unwrap().is_some_and(|f| f.status == Status::Available)
+    })
+    .await;
+    assert!(
+        cannot_connect(&BrokerAddr { tls: Some(server::mqtt::Tls::SystemRoots), ..tls.clone() }).await,
+        "untrusted"
+    );
+    assert!(cannot_connect(&BrokerAddr { tls: None, ..tls.clone() }).await, "plain MQTT on the TLS port");
+    assert!(s.metrics().broker_refusals("tls_handshake") >= 1);
+}
+
+/// `mqtts://` with `--mqtt-ca`: the server ingests through a Mosquitto TLS listener that trusts a
+/// throw-away CA, and a desk reports through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_reaches_mosquitto_over_tls() {
+    let Some(bin) = mosquitto_bin() else { return };
+    let (ca, cert, key) = throwaway_ca();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let port = free_port();
+    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
+    let d = dir.path().display();
+    let conf = dir.path().join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\n\
+             allow_anonymous true\npersistence false\nuser {me}\n"
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(&bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _mosquitto = Mosquitto(child);
+    eventually("mosquitto listens", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() })
+        .await;
+    let tls = BrokerAddr::parse(&format!("mqtts://127.0.0.1:{port}")).unwrap().with_ca(ca.into_bytes());
+    let s = TestServer::builder().broker(tls.clone()).start().await;
+    let id = s.faculty("Ada", "tm1").await;
+    let mut desk = testkit::Desk::connect(&tls, &s.prefix, "tm1", 1, 0).await;
+    desk.state(true, false).await;
+    eventually("ingested over TLS", || async {
+        s.store.faculty(id).await.unwrap().is_some_and(|f| f.status == Status::Available)
+    })
+    .await;
+    assert!(cannot_connect(&BrokerAddr { tls: None, ..tls }).await, "plain MQTT on the TLS port");
+}

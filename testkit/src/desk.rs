@@ -4,7 +4,7 @@
 use domain::DeskClock;
 use domain::consultation::Action;
 use domain::protocol::{DeskInfo, Kind, Payload, QueueSnapshot, queue_topic, topic};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use server::mqtt::BrokerAddr;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -37,10 +37,8 @@ impl Desk {
         boot: u32,
         will_seq: u64,
     ) -> Desk {
-        let mut opts = MqttOptions::new(client_id, &broker.host, broker.port);
-        if let Some(user) = &broker.username {
-            opts.set_credentials(user, broker.password.as_deref().unwrap_or(""));
-        }
+        // Address, credentials and TLS as the broker address says.
+        let mut opts = broker.mqtt_options(client_id);
         // Large enough to send the oversized payloads tests need (rumqttc refuses over 10 KiB by default).
         opts.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20);
         let will = Payload::Online { clock: DeskClock::new(boot, will_seq), online: false };

@@ -32,6 +32,7 @@ pub struct TestServerBuilder {
     max_replay: i64,
     header_timeout: Duration,
     anonymous_desks: bool,
+    mqtt_tls: Option<(std::net::SocketAddr, std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl TestServer {
@@ -47,6 +48,7 @@ impl TestServer {
             max_replay: 1000,
             header_timeout: Duration::from_secs(10),
             anonymous_desks: true,
+            mqtt_tls: None,
         }
     }
 
@@ -183,6 +185,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// The embedded broker also listens for TLS on `bind` with this certificate and key (PEM files).
+    pub fn mqtt_tls(mut self, bind: std::net::SocketAddr, cert: std::path::PathBuf, key: std::path::PathBuf) -> Self {
+        self.mqtt_tls = Some((bind, cert, key));
+        self
+    }
+
     pub fn max_replay(mut self, n: i64) -> Self {
         self.max_replay = n;
         self
@@ -210,15 +218,29 @@ impl TestServerBuilder {
             max_replay: self.max_replay,
             mqtt: MqttArgs {
                 broker: BrokerArgs {
-                    mqtt_url: self.broker.as_ref().map(|b| match (&b.username, &b.password) {
-                        (Some(u), Some(p)) => format!("mqtt://{u}:{p}@{}:{}", b.host, b.port),
-                        (Some(u), None) => format!("mqtt://{u}@{}:{}", b.host, b.port),
-                        _ => format!("mqtt://{}:{}", b.host, b.port),
+                    mqtt_url: self.broker.as_ref().map(|b| {
+                        let scheme = if b.tls.is_some() { "mqtts" } else { "mqtt" };
+                        match (&b.username, &b.password) {
+                            (Some(u), Some(p)) => format!("{scheme}://{u}:{p}@{}:{}", b.host, b.port),
+                            (Some(u), None) => format!("{scheme}://{u}@{}:{}", b.host, b.port),
+                            _ => format!("{scheme}://{}:{}", b.host, b.port),
+                        }
                     }),
                     mqtt_prefix: self.prefix.clone(),
+                    mqtt_ca: match self.broker.as_ref().and_then(|b| b.tls.as_ref()) {
+                        Some(server::mqtt::Tls::Ca(pem)) => {
+                            let path = dir.path().join("mqtt-ca.pem");
+                            std::fs::write(&path, pem).expect("the CA file is written");
+                            Some(path)
+                        }
+                        _ => None,
+                    },
                 },
                 mqtt_bind: "127.0.0.1:0".parse().expect("an address"),
                 mqtt_allow_anonymous: self.anonymous_desks,
+                mqtt_tls_bind: self.mqtt_tls.as_ref().map(|t| t.0),
+                mqtt_tls_cert: self.mqtt_tls.as_ref().map(|t| t.1.clone()),
+                mqtt_tls_key: self.mqtt_tls.as_ref().map(|t| t.2.clone()),
                 mqtt_client_id: Some(self.client_id.clone()),
                 desk_timeout: self.desk_timeout,
                 batch_max: 256,

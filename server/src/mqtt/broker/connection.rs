@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
 /// How a connection ended: a DISCONNECT is clean (no will); anything else publishes the will.
@@ -24,10 +24,27 @@ enum End {
     Abnormal(&'static str),
 }
 
+/// Serves a plain TCP connection.
 pub(super) async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, stop: CancellationToken) {
+    let (rd, wr) = stream.into_split();
+    serve_halves(broker, Box::new(rd), Box::new(wr), peer, stop).await
+}
+
+/// Serves a connection over any stream (a TLS session).
+pub(super) async fn serve_stream<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr, stop: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    serve_halves(broker, Box::new(rd), Box::new(wr), peer, stop).await
+}
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+async fn serve_halves(broker: Arc<Broker>, rd: Reader, wr: Writer, peer: SocketAddr, stop: CancellationToken) {
     broker.connections.fetch_add(1, Relaxed);
     broker.metrics.broker_connections.inc();
-    let (rd, wr) = stream.into_split();
     let mut conn = Conn { broker: broker.clone(), rd, wr, buf: BytesMut::with_capacity(4096), out: BytesMut::new() };
     if let Err(reason) = conn.session(peer, stop).await {
         tracing::debug!(%peer, reason, "MQTT connection closed");
@@ -38,8 +55,8 @@ pub(super) async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAd
 
 struct Conn {
     broker: Arc<Broker>,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: Reader,
+    wr: Writer,
     buf: BytesMut,
     out: BytesMut,
 }

@@ -74,6 +74,55 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
+    /// Also takes MQTT over TLS on `bind` (the same broker: sessions, policy and limits are
+    /// shared). Returns the address bound.
+    pub async fn listen_tls(
+        &self,
+        bind: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+        stop: CancellationToken,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("the embedded MQTT broker cannot listen for TLS on {bind}"))?;
+        let addr = listener.local_addr()?;
+        let broker = self.inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(err) => {
+                            tracing::warn!(%err, "MQTT broker: cannot accept a TLS connection");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                if broker.connections.load(Relaxed) >= broker.limits.max_connections {
+                    broker.metrics.broker_refused("too_many_connections");
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let (broker, acceptor, stop) = (broker.clone(), acceptor.clone(), stop.clone());
+                tokio::spawn(async move {
+                    // The handshake gets the same time as a CONNECT would.
+                    match tokio::time::timeout(broker.limits.connect_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection::serve_stream(broker, tls, peer, stop).await,
+                        Ok(Err(err)) => {
+                            broker.metrics.broker_refused("tls_handshake");
+                            tracing::debug!(%peer, %err, "MQTT TLS handshake failed");
+                        }
+                        Err(_) => broker.metrics.broker_refused("tls_handshake"),
+                    }
+                });
+            }
+        });
+        tracing::info!(%addr, "embedded MQTT broker listening for TLS");
+        Ok(addr)
+    }
+
     /// Ends the connection of `client_id`, if any (its session stays). Returns whether it had one.
     pub fn disconnect(&self, client_id: &str) -> bool {
         let session = self.inner.sessions().get(client_id).cloned();
