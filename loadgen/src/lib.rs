@@ -75,6 +75,12 @@ pub struct LoadgenArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Each desk connects on its own, with its own credential (client id = user name = desk id), as
+    /// real desk units do against a server that refuses anonymous clients: one MQTT connection per
+    /// desk, and every publish checked against that desk's topics. Without it one anonymous
+    /// connection publishes for every desk (the server needs --mqtt-allow-anonymous).
+    #[arg(long)]
+    pub desk_credentials: bool,
     /// Drive the consultation loop instead of presence: `--students` signed-in students submit
     /// requests at `--rate` per second to the `--desks` desks, which acknowledge, accept and finish
     /// each (see `consult`).
@@ -287,6 +293,20 @@ fn drive(
             }
         }
     });
+}
+
+/// A client with exactly `client_id` (a desk connecting as itself).
+async fn connect_exact(broker: &BrokerAddr, client_id: &str) -> Result<AsyncClient> {
+    let mut opts = broker.mqtt_options(client_id);
+    opts.set_keep_alive(Duration::from_secs(30)).set_inflight(100).set_request_channel_capacity(10_000);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+    eventloop.network_options.set_tcp_nodelay(true);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    drive(eventloop, tx, None);
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .with_context(|| format!("{client_id}: no connection to the broker"))??;
+    Ok(client)
 }
 
 async fn connect(
@@ -508,9 +528,29 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
         boots.push(u32::try_from(boot.unwrap_or(0) + 1).unwrap_or(1));
     }
 
-    let publisher = connect(&broker, "loadgen", None).await?;
+    // Desk credentials: one password for every load desk (hashed once), each desk its own connection.
+    let publishers: Vec<AsyncClient> = if args.desk_credentials {
+        say("giving each desk a credential and its own connection");
+        let password = auth::mqtt_password::generate()?;
+        let hash = auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS)?;
+        let store = Store::connect(database_url).await?;
+        for id in &desk_ids {
+            store.set_desk_mqtt_hash(id, &hash).await?;
+        }
+        store.close().await;
+        let mut out = Vec::with_capacity(d);
+        for id in &desk_ids {
+            let desk = BrokerAddr { username: Some(id.clone()), password: Some(password.clone()), ..broker.clone() };
+            out.push(connect_exact(&desk, id).await?);
+        }
+        out
+    } else {
+        vec![connect(&broker, "loadgen", None).await?]
+    };
+    let publisher_of = |desk: usize| &publishers[desk % publishers.len()];
     say("announcing the desks (a fresh boot each)");
     for (i, id) in desk_ids.iter().enumerate() {
+        let publisher = publisher_of(i);
         let b = boots[i];
         let hello = Payload::Online { clock: DeskClock::new(b, 1), online: true };
         publisher.publish(topic(prefix, id, Kind::Online), QoS::AtLeastOnce, false, hello.encode()).await?;
@@ -646,7 +686,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
             // Alternate presence so that every message is a visible change (one version each).
             let present = k.is_multiple_of(2);
             let payload = Payload::State { clock: DeskClock::new(boots[desk], seqs[desk]), present, busy: false };
-            publisher
+            publisher_of(desk)
                 .publish(topic(prefix, &desk_ids[desk], Kind::State), QoS::AtLeastOnce, false, payload.encode())
                 .await?;
             shared.sent[desk].fetch_add(1, Relaxed);
@@ -679,7 +719,9 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
     };
     let after = pid.and_then(procstat::sample);
     let metrics_after = http_get(&host, port, "/metrics").await.unwrap_or_default();
-    let _ = publisher.disconnect().await;
+    for publisher in &publishers {
+        let _ = publisher.disconnect().await;
+    }
 
     let final_snap: Snap = serde_json::from_str(&http_get(&host, port, "/api/faculty").await?)?;
     let committed: i64 =
