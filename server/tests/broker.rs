@@ -467,8 +467,12 @@ async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
     }
     let forged = domain::protocol::Payload::State { clock: domain::DeskClock::new(2, 1), present: false, busy: false };
     evil.publish(format!("{prefix}/desk/mb/state"), QoS::AtLeastOnce, true, forged.encode()).await.unwrap();
+    // Clearing B's retained state: had Mosquitto passed the empty message on, the server would
+    // have rejected it as malformed.
+    evil.publish(format!("{prefix}/desk/mb/state"), QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(status(ids[1]).await, Some(Status::Available), "B's state is B's own");
+    assert_eq!(s.metrics().rejected("malformed_json"), 0, "nothing of A's reached B's topics");
     while let Ok(m) = rx.try_recv() {
         assert!(
             !m.topic.contains("/mb/") && !String::from_utf8_lossy(&m.payload).contains("private"),
