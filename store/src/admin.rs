@@ -70,7 +70,6 @@ impl Store {
         })
     }
 
-    /// Registers desk unit `desk` and binds it to faculty member `faculty_id` (one desk each).
     /// Sets a desk's MQTT password hash (a new credential replaces the old one at once).
     pub async fn set_desk_mqtt_hash(&self, desk: &str, hash: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
@@ -102,6 +101,7 @@ impl Store {
         Ok(on_db!(&self.db, pool => sqlx::query_as(sql).fetch_all(pool).await?))
     }
 
+    /// Registers desk unit `desk` and binds it to faculty member `faculty_id` (one desk each).
     pub async fn add_desk(&self, desk: &str, faculty_id: i64) -> Result<()> {
         if !valid_desk_id(desk) {
             return Err(StoreError::Invalid("desk id must be 1-64 characters of A-Z a-z 0-9 _ -".into()));
