@@ -17,6 +17,7 @@ pub mod batch;
 pub mod clock;
 pub mod consultation;
 pub mod desk;
+pub mod faculty;
 pub mod model;
 pub mod protocol;
 pub mod roster;

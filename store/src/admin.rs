@@ -1,6 +1,7 @@
 //! Administration: faculty and desk units.
 
 use crate::rows::{DESK_COLUMNS, DeskRow};
+use crate::sessions::audit_in;
 use crate::{Result, Store, StoreError, now_ms};
 use domain::protocol::valid_desk_id;
 use serde::Serialize;
@@ -28,6 +29,39 @@ impl NewFaculty {
             return Err(StoreError::Invalid(format!("{email:?} is not an email address")));
         }
         Ok(())
+    }
+}
+
+/// What became of a versioned edit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit<T> {
+    /// Saved; the row as it now is.
+    Saved(T),
+    /// The row changed since the version the edit named: nothing saved; the row as it now is.
+    Conflict(T),
+}
+
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    id: i64,
+    name: String,
+    department: String,
+    email: Option<String>,
+    room: Option<String>,
+    photo_url: Option<String>,
+    version: i64,
+}
+
+impl RecordRow {
+    fn into_record(self) -> domain::faculty::FacultyRecord {
+        let fields = domain::faculty::FacultyFields {
+            name: self.name,
+            department: self.department,
+            email: self.email,
+            room: self.room,
+            photo_url: self.photo_url,
+        };
+        domain::faculty::FacultyRecord { id: self.id, fields, version: self.version }
     }
 }
 
@@ -68,6 +102,76 @@ impl Store {
             )),
             e => e.into(),
         })
+    }
+
+    /// A faculty member's record as admins edit it.
+    pub async fn faculty_record(&self, id: i64) -> Result<Option<domain::faculty::FacultyRecord>> {
+        let sql = "SELECT id, name, department, email, room, photo_url, version FROM faculty WHERE id = $1";
+        let row: Option<RecordRow> = on_db!(&self.db, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?);
+        Ok(row.map(RecordRow::into_record))
+    }
+
+    /// Saves `fields` (already checked, `domain::faculty::check`) over faculty member `id` if the
+    /// row is still at `version`: a compare-and-set, the board's event and the audit row (who, the
+    /// before and after) in one transaction. A stale version is [`Edit::Conflict`] with the row as
+    /// it is now: never a silent overwrite.
+    pub async fn edit_faculty(
+        &self,
+        id: i64,
+        version: i64,
+        fields: &domain::faculty::FacultyFields,
+        audit: &crate::AuditEntry,
+    ) -> Result<Edit<domain::faculty::FacultyRecord>> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let sql = "SELECT id, name, department, email, room, photo_url, version FROM faculty WHERE id = $1";
+        let before: Option<RecordRow> =
+            on_tx!(&mut tx, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await?);
+        let Some(before) = before.map(RecordRow::into_record) else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no faculty member {id}")));
+        };
+        if before.version != version {
+            tx.rollback().await?;
+            return Ok(Edit::Conflict(before));
+        }
+        let res = on_tx!(&mut tx, c => {
+            sqlx::query(
+                "UPDATE faculty SET name = $1, department = $2, email = $3, room = $4, photo_url = $5, \
+                 changed_at = changed_at, version = version + 1 WHERE id = $6 AND version = $7",
+            )
+            .bind(&fields.name)
+            .bind(&fields.department)
+            .bind(fields.email.as_deref())
+            .bind(fields.room.as_deref())
+            .bind(fields.photo_url.as_deref())
+            .bind(id)
+            .bind(version)
+            .execute(&mut **c)
+            .await
+            .map(|r| r.rows_affected())
+        });
+        match res {
+            Ok(1) => {}
+            Ok(_) => {
+                tx.rollback().await?;
+                return Err(StoreError::VersionConflict);
+            }
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict("That email belongs to another faculty member.".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let after = domain::faculty::FacultyRecord { id, fields: fields.clone(), version: version + 1 };
+        let event = crate::requests::log_faculty_view(&mut tx, id, now, "admin").await?;
+        let detail = serde_json::json!({ "before": before, "after": after }).to_string();
+        let entry = crate::AuditEntry { detail: Some(detail), ..audit.clone() };
+        on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
+        tx.commit().await?;
+        self.bus.publish(vec![event]);
+        Ok(Edit::Saved(after))
     }
 
     /// Sets a desk's MQTT password hash (a new credential replaces the old one at once).

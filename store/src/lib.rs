@@ -44,7 +44,7 @@ mod sessions;
 mod tx;
 
 pub use accounts::{Admin, AdminCredential, Kiosk, NewStudent, Student, StudentCredential};
-pub use admin::{DeskInfo, NewFaculty};
+pub use admin::{DeskInfo, Edit, NewFaculty};
 pub use bus::{Bus, EventBus};
 pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};

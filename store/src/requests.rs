@@ -570,30 +570,7 @@ impl Store {
             out.queues.push(f.id);
         }
         // The board's event for the new count, with the row as it now is.
-        let view: crate::rows::ViewRow = on_tx!(tx, c => {
-            sqlx::query_as(&format!("{} WHERE f.id = $1", crate::rows::VIEW_SELECT)).bind(f.id).fetch_one(&mut **c).await?
-        });
-        let view = FacultyView::try_from(view)?;
-        let event_id: i64 = on_tx!(tx, c => {
-            sqlx::query_scalar(
-                "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, changed_at, \
-                 last_seen, source, at, waiting) VALUES ('faculty_status', $1, $2, $3, $4, $5, $6, $7, $8, 'request', $9, $10) \
-                 RETURNING id",
-            )
-            .bind(view.id)
-            .bind(view.version)
-            .bind(view.status.as_str())
-            .bind(view.present)
-            .bind(view.busy)
-            .bind(view.desk_online)
-            .bind(view.changed_at)
-            .bind(view.last_seen)
-            .bind(now)
-            .bind(view.waiting)
-            .fetch_one(&mut **c)
-            .await?
-        });
-        out.faculty.push(Arc::new(FacultyEvent { id: event_id, faculty: view }));
+        out.faculty.push(log_faculty_view(tx, f.id, now, "request").await?);
         Ok(())
     }
 
@@ -835,4 +812,34 @@ impl std::ops::Deref for FacultyQueueRow {
     fn deref(&self) -> &FacultyRow {
         &self.row
     }
+}
+
+/// Logs faculty member `id`'s row, as it now is in `tx`, as a board event (`source` says what
+/// changed it); returns the event to publish after the commit.
+pub(crate) async fn log_faculty_view(tx: &mut Tx, id: i64, now: i64, source: &str) -> Result<Arc<FacultyEvent>> {
+    let view: crate::rows::ViewRow = on_tx!(tx, c => {
+        sqlx::query_as(&format!("{} WHERE f.id = $1", crate::rows::VIEW_SELECT)).bind(id).fetch_one(&mut **c).await?
+    });
+    let view = FacultyView::try_from(view)?;
+    let event_id: i64 = on_tx!(tx, c => {
+        sqlx::query_scalar(
+            "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, changed_at, \
+             last_seen, source, at, waiting) VALUES ('faculty_status', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING id",
+        )
+        .bind(view.id)
+        .bind(view.version)
+        .bind(view.status.as_str())
+        .bind(view.present)
+        .bind(view.busy)
+        .bind(view.desk_online)
+        .bind(view.changed_at)
+        .bind(view.last_seen)
+        .bind(source)
+        .bind(now)
+        .bind(view.waiting)
+        .fetch_one(&mut **c)
+        .await?
+    });
+    Ok(Arc::new(FacultyEvent { id: event_id, faculty: view }))
 }

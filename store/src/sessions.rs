@@ -1,6 +1,6 @@
 //! Server-side sessions, failed sign-in records, and the append-only audit log.
 
-use crate::{Result, Store, StoreError, now_ms};
+use crate::{Result, Store, StoreError};
 use domain::auth::{Attempts, Role};
 use serde::Serialize;
 
@@ -39,16 +39,16 @@ pub struct AuditRow {
     pub user_agent: Option<String>,
 }
 
-const AUDIT_INSERT: &str = "INSERT INTO audit (at, actor, action, subject, detail, client_addr, user_agent) \
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit (at, actor, action, subject, detail, client_addr, user_agent) \
                             VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Writes an audit entry on a connection inside the caller's transaction (a macro: written per
 /// backend, as `on_tx!` bodies are).
 macro_rules! audit_in {
     ($conn:expr, $a:expr) => {{
-        let a: &AuditEntry = $a;
-        sqlx::query(AUDIT_INSERT)
-            .bind(now_ms())
+        let a: &$crate::AuditEntry = $a;
+        sqlx::query($crate::sessions::AUDIT_INSERT)
+            .bind($crate::now_ms())
             .bind(a.actor.as_str())
             .bind(a.action.as_str())
             .bind(a.subject.as_deref())
@@ -60,6 +60,7 @@ macro_rules! audit_in {
             .map(drop)
     }};
 }
+pub(crate) use audit_in;
 
 impl Store {
     /// Starts a session under `token_hash`, first ending `replaces` (the session the browser had

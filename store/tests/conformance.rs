@@ -98,6 +98,7 @@ conformance!(
     held_requests_join_the_queue_when_the_faculty_member_returns,
     two_requests_for_the_last_slot_at_once_one_wins,
     a_batch_of_desk_answers_is_judged_in_order_and_published_once,
+    a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -624,4 +625,49 @@ async fn a_batch_of_desk_answers_is_judged_in_order_and_published_once(db: TestD
     let before = view(store, f).await.version;
     assert_eq!(store.desk_answers(&[reply("rq20", 3, r.id, Action::Accept)]).await.unwrap(), [Stale]);
     assert_eq!(view(store, f).await.version, before);
+}
+
+/// An admin's edit: saved only at the version it names, with the board's event and the audit row
+/// in the same transaction; a stale one or a taken email writes nothing at all.
+async fn a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit(db: TestDb) {
+    use domain::faculty::FacultyFields;
+    let store = &db.store;
+    let id = faculty_with_desk(store, "Ada", "fe1").await;
+    let other = faculty_with_desk(store, "Grace", "fe2").await;
+    let rec = store.faculty_record(id).await.unwrap().unwrap();
+    let audit = store::AuditEntry { actor: "admin:t".into(), action: "faculty_edited".into(), ..Default::default() };
+    let fields = FacultyFields {
+        name: "Ada King".into(),
+        department: "Computing".into(),
+        email: Some("ada@x.org".into()),
+        ..Default::default()
+    };
+    let events_before = store.newest_event_id().await.unwrap();
+    let saved = match store.edit_faculty(id, rec.version, &fields, &audit).await.unwrap() {
+        store::Edit::Saved(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(saved.version, rec.version + 1);
+    let ev = store.events_after(events_before, 10).await.unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].faculty.name.as_str(), ev[0].faculty.version), ("Ada King", saved.version));
+    // The same version again: a conflict carrying the row as it is; nothing written.
+    let stale = FacultyFields { name: "Ada Lovelace".into(), ..fields.clone() };
+    assert_eq!(
+        store.edit_faculty(id, rec.version, &stale, &audit).await.unwrap(),
+        store::Edit::Conflict(saved.clone())
+    );
+    // A taken email: a clear conflict, and no event, no audit row.
+    let g = store.faculty_record(other).await.unwrap().unwrap();
+    let taken = FacultyFields {
+        name: "Grace".into(),
+        department: "Navy".into(),
+        email: Some("ada@x.org".into()),
+        ..Default::default()
+    };
+    assert!(matches!(store.edit_faculty(other, g.version, &taken, &audit).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.newest_event_id().await.unwrap(), ev[0].id);
+    assert_eq!(store.faculty_record(other).await.unwrap().unwrap(), g);
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.action == "faculty_edited").count(), 1);
 }

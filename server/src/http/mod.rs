@@ -2,6 +2,7 @@
 //! static assets. [`app`] builds the router (tests drive it with `oneshot`); [`listener`] serves it.
 
 pub mod account;
+mod admin;
 mod assets;
 mod error;
 pub mod feeds;
@@ -137,6 +138,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(account::routes())
+        .merge(admin::routes())
         .merge(requests::routes())
         .route("/api/faculty", axum::routing::get(live::faculty))
         .nest("/pkg", assets::pkg_service(&state))

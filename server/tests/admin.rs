@@ -1,0 +1,175 @@
+//! The admin JSON API as two admins at once, an attacker without the role, and a board watching:
+//! versioned edits never overwrite silently, every edit is audited with its before and after, and
+//! the board follows live.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::sse::SseConn;
+use testkit::{Browser, TestServer};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn admin(s: &TestServer, name: &str) -> Browser {
+    s.admin(name, PASSWORD).await;
+    let mut b = s.browser();
+    let r = b.post_json("/api/admin/sign-in", json!({ "username": name, "password": PASSWORD })).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    b
+}
+
+async fn put(b: &mut Browser, path: &str, body: Value) -> testkit::Reply {
+    b.send(Method::PUT, path, Some(body.to_string()), &[("content-type", "application/json")]).await
+}
+
+/// Two admins open the same faculty member; the first saves; the second's save (on the old
+/// version) is told, with the current row, and nothing of the first is lost. Field errors name the
+/// field; a duplicate email is a conflict message, not a 500; every save is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_admins_edit_one_faculty_member_and_the_second_is_told() {
+    let s = TestServer::start().await;
+    let id = s.faculty("Ada Lovelace", "ad1").await;
+    let other = s.faculty("Grace Hopper", "ad2").await;
+    let mut a = admin(&s, "alice").await;
+    let mut b = admin(&s, "bob").await;
+    let opened_a = a.get(&format!("/api/admin/faculty/{id}")).await.json();
+    let opened_b = b.get(&format!("/api/admin/faculty/{id}")).await.json();
+    assert_eq!(opened_a, opened_b);
+    let v = opened_a["version"].as_i64().unwrap();
+
+    // The board is watching.
+    let cursor = s.store.newest_event_id().await.unwrap();
+    let mut board = SseConn::open(&format!("{}/api/events?after={cursor}", s.url), &[]).await.unwrap();
+
+    let r = put(
+        &mut a,
+        &format!("/api/admin/faculty/{id}"),
+        json!({
+            "version": v, "name": "Ada King", "department": "Computing", "email": "ada@uni.example", "room": "B-204"
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let saved = r.json();
+    assert_eq!(
+        (saved["name"].as_str(), saved["room"].as_str(), saved["version"].as_i64()),
+        (Some("Ada King"), Some("B-204"), Some(v + 1))
+    );
+    let ev = loop {
+        let ev = board.next_event().await.unwrap();
+        if ev.event == "faculty" {
+            break ev;
+        }
+    };
+    assert!(ev.data.contains("Ada King") && ev.data.contains("Computing"), "the board follows live: {}", ev.data);
+
+    // Bob saves over the version he opened: a conflict with the current row; Alice's save stands.
+    let r = put(
+        &mut b,
+        &format!("/api/admin/faculty/{id}"),
+        json!({
+            "version": v, "name": "Ada Lovelace", "department": "Mathematics"
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["error"], "conflict");
+    assert_eq!(
+        (body["current"]["name"].as_str(), body["current"]["version"].as_i64()),
+        (Some("Ada King"), Some(v + 1))
+    );
+    let now = a.get(&format!("/api/admin/faculty/{id}")).await.json();
+    assert_eq!(
+        (now["name"].as_str(), now["department"].as_str(), now["email"].as_str()),
+        (Some("Ada King"), Some("Computing"), Some("ada@uni.example"))
+    );
+    // With the current version, his save goes through.
+    let r = put(
+        &mut b,
+        &format!("/api/admin/faculty/{id}"),
+        json!({
+            "version": v + 1, "name": "Ada King", "department": "Mathematics", "email": "ada@uni.example"
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A field error names the field; a taken email is a clear conflict; an unknown id a 404.
+    let r =
+        put(&mut a, &format!("/api/admin/faculty/{id}"), json!({ "version": v + 2, "name": " ", "department": "X" }))
+            .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("name")));
+    let r = put(
+        &mut a,
+        &format!("/api/admin/faculty/{id}"),
+        json!({ "version": v + 2, "name": "Ada", "department": "X", "email": "not-an-email" }),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("email")));
+    let g = a.get(&format!("/api/admin/faculty/{other}")).await.json();
+    let r = put(
+        &mut a,
+        &format!("/api/admin/faculty/{other}"),
+        json!({
+            "version": g["version"], "name": "Grace Hopper", "department": "Navy", "email": "ada@uni.example"
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("email"), "{}", r.body);
+    assert_eq!(
+        put(&mut a, "/api/admin/faculty/987654", json!({ "version": 1, "name": "X", "department": "Y" })).await.status,
+        404
+    );
+
+    // Audited: who, what, before and after; the refused saves wrote nothing.
+    let log = s.store.audit_log(50).await.unwrap();
+    let edits: Vec<_> = log.iter().filter(|e| e.action == "faculty_edited").collect();
+    assert_eq!(edits.len(), 2, "two saves, two rows");
+    let alice = edits.iter().find(|e| e.actor == "admin:alice").expect("Alice's save");
+    let detail: Value = serde_json::from_str(alice.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (detail["before"]["name"].as_str(), detail["after"]["name"].as_str()),
+        (Some("Ada Lovelace"), Some("Ada King"))
+    );
+    assert_eq!(alice.subject.as_deref(), Some(&*format!("faculty:{id}")));
+    assert!(alice.client_addr.is_some());
+}
+
+/// No session: 401; a student's session: 403; a cross-site PUT: refused — and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_may_read_or_edit_and_only_from_the_site() {
+    let s = TestServer::start().await;
+    let id = s.faculty("Ada Lovelace", "ad3").await;
+    let path = format!("/api/admin/faculty/{id}");
+    let edit = json!({ "version": 1, "name": "Mallory", "department": "X" });
+    let mut nobody = s.browser();
+    assert_eq!(nobody.get(&path).await.status, 401);
+    assert_eq!(put(&mut nobody, &path, edit.clone()).await.status, 401);
+    s.student("S-1", "Eve", "135790", None).await;
+    let mut student = s.browser();
+    assert_eq!(
+        student.post_json("/api/student/sign-in", json!({ "number": "S-1", "pin": "135790" })).await.status,
+        204
+    );
+    assert_eq!(student.get(&path).await.status, 403);
+    assert_eq!(put(&mut student, &path, edit.clone()).await.status, 403);
+    let mut a = admin(&s, "alice").await;
+    let version = a.get(&path).await.json()["version"].clone();
+    let forged = json!({ "version": version, "name": "Mallory", "department": "X" });
+    let r = a
+        .send(
+            Method::PUT,
+            &path,
+            Some(forged.to_string()),
+            &[
+                ("content-type", "application/json"),
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "a cross-site PUT is refused even with the admin's cookie");
+    assert_eq!(a.get(&path).await.json()["name"], "Ada Lovelace");
+    assert!(s.store.audit_log(50).await.unwrap().iter().all(|e| e.action != "faculty_edited"));
+}
