@@ -26,6 +26,18 @@ pub fn age_line(f: &FacultyView, now: i64) -> String {
     }
 }
 
+/// An admin's override as the card says it: its note and when it ends ("In class · ends in
+/// 25 min"); `None` without one.
+pub fn override_line(f: &FacultyView, now: i64) -> Option<String> {
+    let ends = f.until.map(|u| if u > now { format!("ends in {}", ago(u - now)) } else { "ending now".into() });
+    match (f.note.as_deref(), ends) {
+        (Some(n), Some(e)) => Some(format!("{n} · {e}")),
+        (Some(n), None) => Some(n.to_owned()),
+        (None, Some(e)) => Some(format!("Set by the office · {e}")),
+        (None, None) => None,
+    }
+}
+
 pub fn icon(status: Status) -> &'static str {
     match status {
         Status::Available => "✓",
@@ -51,6 +63,8 @@ mod tests {
             last_seen,
             changed_at,
             waiting: 0,
+            note: None,
+            until: None,
             version: 1,
         }
     }
@@ -74,5 +88,17 @@ mod tests {
             "for 2 h · seen 2 min ago"
         );
         assert_eq!(age_line(&view(Status::Busy, Some(now - 1_000), now - 300_000), now), "for 5 min · seen just now");
+    }
+
+    #[test]
+    fn an_override_line_says_the_note_and_when_it_ends() {
+        let mut f = view(Status::Busy, Some(0), 0);
+        assert_eq!(override_line(&f, 0), None);
+        f.note = Some("In class".into());
+        assert_eq!(override_line(&f, 0).as_deref(), Some("In class"));
+        f.until = Some(25 * 60_000);
+        assert_eq!(override_line(&f, 0).as_deref(), Some("In class · ends in 25 min"));
+        f.note = None;
+        assert_eq!(override_line(&f, 30 * 60_000).as_deref(), Some("Set by the office · ending now"));
     }
 }

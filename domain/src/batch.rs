@@ -180,6 +180,7 @@ pub fn plan(
 fn faculty_view(f: &FacultyState, desk: &DeskRecord, last_seen: Option<i64>, now: i64) -> FacultyView {
     let inputs = DeskInputs { online: desk.online, present: desk.present, busy: desk.busy };
     let status = status::derive(StatusInputs { desk: Some(inputs), admin_override: f.admin_override.as_ref() }, now);
+    let active = f.admin_override.as_ref().filter(|ov| ov.is_active(now));
     FacultyView {
         id: f.id,
         name: f.name.clone(),
@@ -191,6 +192,8 @@ fn faculty_view(f: &FacultyState, desk: &DeskRecord, last_seen: Option<i64>, now
         last_seen,
         changed_at: if status == f.status { f.changed_at } else { now },
         waiting: f.waiting,
+        note: active.and_then(|ov| Some(ov.note.clone()).filter(|n| !n.is_empty())),
+        until: active.and_then(|ov| ov.expires_at),
         version: f.version + 1,
     }
 }

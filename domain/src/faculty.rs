@@ -78,12 +78,44 @@ pub fn check(f: &FacultyFields) -> Result<FacultyFields, FieldError> {
     Ok(FacultyFields { name, department, email, room, photo_url })
 }
 
+/// An admin's status override from what the API takes: a status, a note (at most 80 characters,
+/// shown on the board) and an end time in the future (Unix ms; none: until cleared).
+pub fn check_override(
+    status: &str,
+    note: Option<&str>,
+    until: Option<i64>,
+    now: i64,
+) -> Result<crate::status::AdminOverride, FieldError> {
+    let status = crate::status::Status::parse(status)
+        .ok_or_else(|| field("status", "Status must be available, busy, away or offline."))?;
+    let note = note.map(str::trim).unwrap_or_default();
+    if note.chars().count() > 80 || note.chars().any(char::is_control) {
+        return Err(field("note", "The note must be at most 80 characters on one line."));
+    }
+    if until.is_some_and(|u| u <= now) {
+        return Err(field("until", "The end time must be in the future."));
+    }
+    Ok(crate::status::AdminOverride { status, note: note.to_owned(), expires_at: until })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn f(name: &str, dept: &str) -> FacultyFields {
         FacultyFields { name: name.into(), department: dept.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn an_override_names_what_is_wrong() {
+        let ok = check_override("busy", Some(" In class "), Some(2_000), 1_000).unwrap();
+        assert_eq!(
+            (ok.status, ok.note.as_str(), ok.expires_at),
+            (crate::status::Status::Busy, "In class", Some(2_000))
+        );
+        assert_eq!(check_override("gone", None, None, 0).unwrap_err().field, "status");
+        assert_eq!(check_override("away", Some(&"x".repeat(81)), None, 0).unwrap_err().field, "note");
+        assert_eq!(check_override("away", None, Some(1_000), 1_000).unwrap_err().field, "until");
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub struct FacultyView {
     /// Consultation requests waiting for this faculty member (a count; no names).
     #[serde(default)]
     pub waiting: i64,
+    /// An admin's status override in force: its note ("In class") and when it ends (Unix ms;
+    /// `None`: until cleared). Both absent without an override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
     /// Bumps on every committed change of this row; readers drop anything older than they hold.
     pub version: i64,
 }
@@ -151,6 +157,8 @@ mod tests {
             last_seen: None,
             changed_at: 0,
             waiting: 0,
+            note: None,
+            until: None,
             version,
         }
     }

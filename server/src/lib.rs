@@ -8,6 +8,7 @@ pub mod demo;
 pub mod desk_sim;
 pub mod http;
 pub mod mqtt;
+pub mod overrides;
 pub mod process;
 pub mod sys;
 pub mod telemetry;

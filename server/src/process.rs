@@ -82,6 +82,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     let ingest = mqtt::start(config, store.clone(), metrics, state.shutdown.clone());
     state.ingest = Some(ingest.status.clone());
     crate::consult::start(store.clone(), ingest.client.clone(), consult, state.shutdown.clone());
+    crate::overrides::start(store.clone(), state.shutdown.clone());
 
     let listener = http::listener::listen(args.bind)
         .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;

@@ -173,3 +173,89 @@ async fn only_an_admin_may_read_or_edit_and_only_from_the_site() {
     assert_eq!(a.get(&path).await.json()["name"], "Ada Lovelace");
     assert!(s.store.audit_log(50).await.unwrap().iter().all(|e| e.action != "faculty_edited"));
 }
+
+/// The next `faculty` event on the board's stream.
+async fn next_faculty(board: &mut SseConn) -> Value {
+    loop {
+        let ev = board.next_event().await.expect("the board's stream is open");
+        if ev.event == "faculty" {
+            return serde_json::from_str(&ev.data).unwrap();
+        }
+    }
+}
+
+/// "In class until …": an admin's override ranks above the desk, shows its note and end on the
+/// board live, ends by itself at its end time — also across a server restart — and can be cleared
+/// early; each step is audited. Bad input names its field; a student may not set one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_shows_live_ends_by_itself_even_after_a_restart_and_can_be_cleared() {
+    let s = TestServer::start().await;
+    let id = s.faculty("Ada Lovelace", "ov1").await;
+    let mut desk = s.desk("ov1", 1, 0).await;
+    desk.state(true, false).await;
+    testkit::eventually("available", || async {
+        s.store.faculty(id).await.unwrap().is_some_and(|f| f.status == domain::Status::Available)
+    })
+    .await;
+    let mut a = admin(&s, "alice").await;
+    let path = format!("/api/admin/faculty/{id}/override");
+    let cursor = s.store.newest_event_id().await.unwrap();
+    let mut board = SseConn::open(&format!("{}/api/events?after={cursor}", s.url), &[]).await.unwrap();
+
+    // Bad input, and a student, change nothing.
+    let past = store::now_ms() - 1;
+    let r = put(&mut a, &path, json!({ "status": "busy", "until": past })).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("until")));
+    let r = put(&mut a, &path, json!({ "status": "busy", "note": "x".repeat(81) })).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("note")));
+    s.student("S-1", "Eve", "135790", None).await;
+    let mut eve = s.browser();
+    eve.post_json("/api/student/sign-in", json!({ "number": "S-1", "pin": "135790" })).await;
+    assert_eq!(put(&mut eve, &path, json!({ "status": "away" })).await.status, 403);
+
+    // Set: busy, "In class", for a moment; the board sees it; the desk cannot undo it.
+    let until = store::now_ms() + 2_500;
+    let r = put(&mut a, &path, json!({ "status": "busy", "note": "In class", "until": until })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ev = next_faculty(&mut board).await;
+    assert_eq!(
+        (ev["status"].as_str(), ev["note"].as_str(), ev["until"].as_i64()),
+        (Some("busy"), Some("In class"), Some(until))
+    );
+    desk.state(true, false).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let listed = s.browser().get("/api/faculty").await.json();
+    let row = listed["faculty"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap().clone();
+    assert_eq!(
+        (row["status"].as_str(), row["note"].as_str()),
+        (Some("busy"), Some("In class")),
+        "the override ranks above the desk"
+    );
+
+    // Restart before the end time: it still ends, once, by itself, and the board follows live.
+    let s = s.stop_for_restart().await.start().await;
+    let mut board =
+        SseConn::open(&format!("{}/api/events?after={}", s.url, s.store.newest_event_id().await.unwrap()), &[])
+            .await
+            .unwrap();
+    let ev = next_faculty(&mut board).await;
+    assert!(store::now_ms() >= until - 50, "ended at its end time, not before");
+    assert_eq!((ev["status"].as_str(), ev.get("note"), ev.get("until")), (Some("available"), None, None), "{ev}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let log = s.store.audit_log(50).await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.action == "override_expired").count(), 1, "once");
+
+    // Until cleared: set, then cleared early.
+    let mut a = a.moved_to(&s.url);
+    let path = format!("/api/admin/faculty/{id}/override");
+    let r = put(&mut a, &path, json!({ "status": "away", "note": "At a conference" })).await;
+    assert_eq!((r.status, r.json()["status"].as_str(), r.json().get("until")), (200, Some("away"), None));
+    assert_eq!(next_faculty(&mut board).await["note"], "At a conference");
+    let r = a.send(Method::DELETE, &path, None, &[]).await;
+    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("available")), "{}", r.body);
+    assert_eq!(next_faculty(&mut board).await["status"], "available");
+    let log = s.store.audit_log(50).await.unwrap();
+    for action in ["override_set", "override_cleared"] {
+        assert!(log.iter().any(|e| e.action == action && e.actor == "admin:alice"), "{action} audited");
+    }
+}

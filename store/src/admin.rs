@@ -174,6 +174,107 @@ impl Store {
         Ok(Edit::Saved(after))
     }
 
+    /// Sets (`Some`) or clears (`None`) faculty member `id`'s status override and re-derives the
+    /// status from it and the desk's facts (`domain::status`): one transaction with the board's
+    /// event and the audit row. Returns the row as the board now shows it.
+    pub async fn set_override(
+        &self,
+        id: i64,
+        ov: Option<&domain::status::AdminOverride>,
+        audit: &crate::AuditEntry,
+    ) -> Result<domain::FacultyView> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let Some(view) = self.override_in(&mut tx, id, ov, now, "admin").await? else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no faculty member {id}")));
+        };
+        let entry =
+            crate::AuditEntry { detail: Some(serde_json::json!({ "override": ov }).to_string()), ..audit.clone() };
+        on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
+        tx.commit().await?;
+        let faculty = view.faculty.clone();
+        self.bus.publish(vec![view]);
+        Ok(faculty)
+    }
+
+    /// Ends every override whose end time has come (each once: it is cleared in the same
+    /// transaction, and an override set again meanwhile is left alone). Returns how many ended.
+    pub async fn expire_overrides(&self, now: i64) -> Result<usize> {
+        let sql = "SELECT id FROM faculty WHERE override_expires_at IS NOT NULL AND override_expires_at <= $1";
+        let ids: Vec<i64> = on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(now).fetch_all(pool).await?);
+        let mut n = 0;
+        for id in ids {
+            let _order = self.write_order.lock().await;
+            let mut tx = self.event_tx().await?;
+            let still: Option<Option<i64>> = on_tx!(&mut tx, c => {
+                sqlx::query_scalar("SELECT override_expires_at FROM faculty WHERE id = $1").bind(id).fetch_optional(&mut **c).await?
+            });
+            if still.flatten().is_none_or(|at| at > now) {
+                tx.rollback().await?;
+                continue;
+            }
+            let Some(event) = self.override_in(&mut tx, id, None, now, "override_expired").await? else {
+                tx.rollback().await?;
+                continue;
+            };
+            let entry = crate::AuditEntry {
+                actor: "system".into(),
+                action: "override_expired".into(),
+                subject: Some(format!("faculty:{id}")),
+                ..Default::default()
+            };
+            on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
+            tx.commit().await?;
+            self.bus.publish(vec![event]);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The override change inside the caller's transaction; `None` when there is no such row.
+    async fn override_in(
+        &self,
+        tx: &mut crate::tx::Tx,
+        id: i64,
+        ov: Option<&domain::status::AdminOverride>,
+        now: i64,
+        source: &str,
+    ) -> Result<Option<std::sync::Arc<domain::FacultyEvent>>> {
+        use domain::status::{DeskInputs, StatusInputs, derive};
+        let row: Option<(String, bool, bool, bool, i64)> = on_tx!(tx, c => {
+            sqlx::query_as(
+                "SELECT f.status, f.present, f.busy, f.desk_online, \
+                 (SELECT COUNT(*) FROM desks d WHERE d.faculty_id = f.id) FROM faculty f WHERE f.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut **c)
+            .await?
+        });
+        let Some((old, present, busy, online, desks)) = row else { return Ok(None) };
+        let desk = (desks > 0).then_some(DeskInputs { online, present, busy });
+        let status = derive(StatusInputs { desk, admin_override: ov }, now);
+        let changed = old != status.as_str();
+        on_tx!(tx, c => {
+            sqlx::query(
+                "UPDATE faculty SET override_status = $1, override_note = $2, override_expires_at = $3, status = $4, \
+                 changed_at = CASE WHEN $5 THEN $6 ELSE changed_at END, version = version + 1 WHERE id = $7",
+            )
+            .bind(ov.map(|o| o.status.as_str()))
+            .bind(ov.map(|o| o.note.as_str()).filter(|n| !n.is_empty()))
+            .bind(ov.and_then(|o| o.expires_at))
+            .bind(status.as_str())
+            .bind(changed)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map(drop)?
+        });
+        Ok(Some(crate::requests::log_faculty_view(tx, id, now, source).await?))
+    }
+
     /// Sets a desk's MQTT password hash (a new credential replaces the old one at once).
     pub async fn set_desk_mqtt_hash(&self, desk: &str, hash: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;

@@ -101,7 +101,8 @@ impl FacultyRow {
 }
 
 pub(crate) const VIEW_SELECT: &str = "SELECT f.id, f.name, f.department, f.status, f.present, f.busy, \
-     f.desk_online, d.last_seen, f.changed_at, f.waiting, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
+     f.desk_online, d.last_seen, f.changed_at, f.waiting, f.override_note AS note, f.override_expires_at AS until_at, \
+     f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct ViewRow {
@@ -115,6 +116,9 @@ pub(crate) struct ViewRow {
     pub last_seen: Option<i64>,
     pub changed_at: i64,
     pub waiting: i64,
+    /// The override's note and end (NULL without an override: they are cleared with it).
+    pub note: Option<String>,
+    pub until_at: Option<i64>,
     pub version: i64,
 }
 
@@ -137,6 +141,8 @@ impl TryFrom<ViewRow> for FacultyView {
             last_seen: r.last_seen,
             changed_at: r.changed_at,
             waiting: r.waiting,
+            note: r.note.filter(|n| !n.is_empty()),
+            until: r.until_at,
             version: r.version,
         })
     }

@@ -99,6 +99,7 @@ conformance!(
     two_requests_for_the_last_slot_at_once_one_wins,
     a_batch_of_desk_answers_is_judged_in_order_and_published_once,
     a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit,
+    an_override_ranks_above_the_desk_and_ends_once,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -670,4 +671,32 @@ async fn a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit(db: TestDb
     assert_eq!(store.faculty_record(other).await.unwrap().unwrap(), g);
     let log = store.audit_log(10).await.unwrap();
     assert_eq!(log.iter().filter(|e| e.action == "faculty_edited").count(), 1);
+}
+
+/// An override ranks above the desk (also for desk messages applied while it holds), carries its
+/// note and end to the board, and ends once at its end time; clearing hands back to the desk.
+async fn an_override_ranks_above_the_desk_and_ends_once(db: TestDb) {
+    use domain::status::AdminOverride;
+    let store = &db.store;
+    let id = available(store, "Hedy", "ov9").await;
+    let audit = store::AuditEntry { actor: "admin:t".into(), action: "override_set".into(), ..Default::default() };
+    let now = store::now_ms();
+    let ov = AdminOverride { status: Status::Busy, note: "In class".into(), expires_at: Some(now + 60_000) };
+    let v = store.set_override(id, Some(&ov), &audit).await.unwrap();
+    assert_eq!((v.status, v.note.as_deref(), v.until), (Status::Busy, Some("In class"), Some(now + 60_000)));
+    store.apply(&[state("ov9", 1, 3, true, false)]).await.unwrap();
+    let v = view(store, id).await;
+    assert_eq!((v.status, v.note.as_deref()), (Status::Busy, Some("In class")), "the desk does not undo it");
+    assert_eq!(store.expire_overrides(now + 59_000).await.unwrap(), 0, "not before its end");
+    assert_eq!(store.expire_overrides(now + 60_000).await.unwrap(), 1);
+    assert_eq!(store.expire_overrides(now + 61_000).await.unwrap(), 0, "once");
+    let v = view(store, id).await;
+    assert_eq!((v.status, v.note, v.until), (Status::Available, None, None));
+    let forever = AdminOverride { status: Status::Away, note: String::new(), expires_at: None };
+    assert_eq!(store.set_override(id, Some(&forever), &audit).await.unwrap().status, Status::Away);
+    assert_eq!(store.expire_overrides(i64::MAX).await.unwrap(), 0, "until cleared");
+    assert_eq!(store.set_override(id, None, &audit).await.unwrap().status, Status::Available);
+    assert!(matches!(store.set_override(987_654, None, &audit).await, Err(StoreError::NotFound(_))));
+    let log = store.audit_log(20).await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.action == "override_expired").count(), 1);
 }

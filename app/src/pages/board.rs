@@ -3,7 +3,7 @@
 //! Rendered on the server from one snapshot; once hydrated, the browser follows the event stream
 //! from the snapshot's cursor (see `crate::live`) and applies only newer versions.
 
-use crate::format::{age_line, icon};
+use crate::format::{age_line, icon, override_line};
 use crate::live::Link;
 use crate::server_fns::{BoardData, get_board};
 use domain::{FacultyView, Status};
@@ -151,7 +151,12 @@ fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
     let (id, version, status) = (f.id, f.version, f.status);
     let (name, department, waiting) = (f.name.clone(), f.department.clone(), f.waiting);
     let ask_label = format!("Ask {} for a consultation", f.name);
-    let age = move || age_line(&f, now.get());
+    let overridden = f.note.is_some() || f.until.is_some();
+    let age = {
+        let f = f.clone();
+        move || age_line(&f, now.get())
+    };
+    let note = move || override_line(&f, now.get());
     view! {
         <li class=format!("card {status}") data-faculty-id=id data-status=status.as_str() data-version=version>
             <p class="badge">
@@ -160,6 +165,7 @@ fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
             </p>
             <h3 class="name">{name}</h3>
             <p class="dept">{department}</p>
+            {overridden.then(|| view! { <p class="override">{note}</p> })}
             <p class="age">{age}</p>
             <p class="ask">
                 {(waiting > 0).then(|| view! { <span class="waiting">{format!("{waiting} waiting")}</span> })}

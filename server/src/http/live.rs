@@ -220,6 +220,8 @@ mod tests {
             last_seen: Some(1),
             changed_at: 1,
             waiting: 0,
+            note: None,
+            until: None,
             version,
         };
         FacultyEvent { id, faculty }
