@@ -259,3 +259,61 @@ async fn an_override_shows_live_ends_by_itself_even_after_a_restart_and_can_be_c
         assert!(log.iter().any(|e| e.action == action && e.actor == "admin:alice"), "{action} audited");
     }
 }
+
+/// The audit log as an admin reads it: filtered, as JSON or CSV with a header row; what a stranger
+/// typed (a failed sign-in records the name tried) can never run as a spreadsheet formula; only
+/// admins read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_exports_as_csv_safely_and_only_to_admins() {
+    let s = TestServer::start().await;
+    let mut stranger = s.browser();
+    let evil = "=HYPERLINK(\"http://evil.example\",\"x\")";
+    // The user agent is recorded as sent.
+    let body = json!({ "username": "nobody", "password": "wrong password here" }).to_string();
+    let r = stranger
+        .send(
+            Method::POST,
+            "/api/admin/sign-in",
+            Some(body),
+            &[("content-type", "application/json"), ("user-agent", evil)],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let mut a = admin(&s, "alice").await;
+    let id = s.faculty("Ada Lovelace", "au1").await;
+    let r = put(
+        &mut a,
+        &format!("/api/admin/faculty/{id}/override"),
+        json!({ "status": "away", "note": "Out, back at 3" }),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+
+    let csv = a.get("/api/admin/audit.csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let mut lines = csv.body.lines();
+    assert_eq!(lines.next(), Some("id,at,actor,action,subject,detail,client_addr,user_agent"));
+    assert!(csv.body.contains(",admin:alice,override_set,faculty:"), "{}", csv.body);
+    assert!(csv.body.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""), "defused: {}", csv.body);
+    assert!(!csv.body.contains(",=HYPERLINK"), "never a bare formula");
+    assert!(csv.body.lines().skip(1).all(|l| l.split(',').nth(1).is_some_and(|t| t.ends_with('Z'))), "UTC times");
+
+    // Filters, as query parameters.
+    let only = a.get("/api/admin/audit?action=override_set").await.json();
+    let entries = only["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["actor"], "admin:alice");
+    let later = store::now_ms() + 60_000;
+    assert!(a.get(&format!("/api/admin/audit?from={later}")).await.json()["entries"].as_array().unwrap().is_empty());
+    let filtered = a.get("/api/admin/audit.csv?actor=admin:alice").await.body;
+    assert!(filtered.lines().skip(1).all(|l| l.contains(",admin:alice,")), "{filtered}");
+
+    // Only admins.
+    assert_eq!(stranger.get("/api/admin/audit.csv").await.status, 401);
+    s.student("S-1", "Eve", "135790", None).await;
+    let mut eve = s.browser();
+    eve.post_json("/api/student/sign-in", json!({ "number": "S-1", "pin": "135790" })).await;
+    assert_eq!(eve.get("/api/admin/audit.csv").await.status, 403);
+    assert_eq!(eve.get("/api/admin/audit").await.status, 403);
+}

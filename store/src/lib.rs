@@ -50,7 +50,7 @@ pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};
 pub use meta::random_hex;
 pub use requests::{Actor, DeskOutcome, DeskWork, NewRequest, PlaceError, RequestEvent};
-pub use sessions::{AuditEntry, AuditRow, SessionRow};
+pub use sessions::{AuditEntry, AuditFilter, AuditRow, SessionRow};
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -183,7 +183,33 @@ impl Store {
 
     /// The newest `limit` audit entries, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRow>> {
-        let sql = "SELECT id, at, actor, action, subject, detail, client_addr, user_agent FROM audit ORDER BY id DESC LIMIT $1";
-        Ok(on_db!(&self.db, pool => sqlx::query_as(sql).bind(limit).fetch_all(pool).await?))
+        self.audit_search(&AuditFilter::default(), limit).await
     }
+
+    /// Audit entries matching `filter`, newest first, at most `limit`.
+    pub async fn audit_search(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditRow>> {
+        // Each condition holds when its parameter is NULL, so one statement serves every filter.
+        let sql = "SELECT id, at, actor, action, subject, detail, client_addr, user_agent FROM audit \
+                   WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
+                   AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) ORDER BY id DESC LIMIT $5";
+        Ok(on_db!(&self.db, pool => sqlx::query_as(sql)
+            .bind(filter.actor.as_deref())
+            .bind(filter.action.as_deref())
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
+    }
+}
+
+/// Which audit entries to read; `None` fields match everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Unix ms, inclusive.
+    pub from: Option<i64>,
+    /// Unix ms, exclusive.
+    pub to: Option<i64>,
 }

@@ -100,6 +100,7 @@ conformance!(
     a_batch_of_desk_answers_is_judged_in_order_and_published_once,
     a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit,
     an_override_ranks_above_the_desk_and_ends_once,
+    the_audit_log_filters_by_actor_action_and_time,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -699,4 +700,25 @@ async fn an_override_ranks_above_the_desk_and_ends_once(db: TestDb) {
     assert!(matches!(store.set_override(987_654, None, &audit).await, Err(StoreError::NotFound(_))));
     let log = store.audit_log(20).await.unwrap();
     assert_eq!(log.iter().filter(|e| e.action == "override_expired").count(), 1);
+}
+
+async fn the_audit_log_filters_by_actor_action_and_time(db: TestDb) {
+    use store::{AuditEntry, AuditFilter};
+    let store = &db.store;
+    let t0 = store::now_ms();
+    for (actor, action) in [("admin:a", "x"), ("admin:b", "x"), ("admin:a", "y")] {
+        store.audit(&AuditEntry { actor: actor.into(), action: action.into(), ..Default::default() }).await.unwrap();
+    }
+    let count = |f: AuditFilter| async move { store.audit_search(&f, 100).await.unwrap().len() };
+    assert_eq!(count(AuditFilter::default()).await, 3);
+    assert_eq!(count(AuditFilter { actor: Some("admin:a".into()), ..Default::default() }).await, 2);
+    assert_eq!(count(AuditFilter { action: Some("x".into()), ..Default::default() }).await, 2);
+    assert_eq!(
+        count(AuditFilter { actor: Some("admin:a".into()), action: Some("y".into()), ..Default::default() }).await,
+        1
+    );
+    assert_eq!(count(AuditFilter { from: Some(t0 + 3_600_000), ..Default::default() }).await, 0);
+    assert_eq!(count(AuditFilter { from: Some(t0 - 1), to: Some(t0 + 3_600_000), ..Default::default() }).await, 3);
+    let newest = store.audit_search(&AuditFilter::default(), 1).await.unwrap();
+    assert_eq!((newest.len(), newest[0].action.as_str()), (1, "y"), "newest first, limited");
 }

@@ -6,7 +6,7 @@
 use super::account::{AdminSession, Body, ClientInfo};
 use super::{AppState, HttpError};
 use app::AppError;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -18,6 +18,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/faculty/{id}", get(faculty).put(edit_faculty))
         .route("/api/admin/faculty/{id}/override", put(set_override).delete(clear_override))
+        .route("/api/admin/audit", get(audit_json))
+        .route("/api/admin/audit.csv", get(audit_csv))
 }
 
 async fn faculty(
@@ -105,4 +107,114 @@ async fn clear_override(
 ) -> Result<Response, HttpError> {
     let view = state.store.set_override(id, None, &audit(&admin, client, "override_cleared", id)).await?;
     Ok(Json(view).into_response())
+}
+
+/// The filters as query parameters (not `#[serde(flatten)]`: flattened query values arrive as
+/// strings and numbers would not parse).
+#[derive(Deserialize)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// At most this many entries per read (the newest first; narrow the filter for older ones).
+const AUDIT_MAX: i64 = 10_000;
+
+async fn audit_rows(state: &AppState, q: &AuditQuery) -> Result<Vec<store::AuditRow>, HttpError> {
+    let limit = q.limit.unwrap_or(1_000).clamp(1, AUDIT_MAX);
+    let filter = store::AuditFilter { actor: q.actor.clone(), action: q.action.clone(), from: q.from, to: q.to };
+    Ok(state.store.audit_search(&filter, limit).await?)
+}
+
+/// `GET /api/admin/audit?actor=&action=&from=&to=&limit=`: `{"entries":[…]}`, newest first.
+async fn audit_json(
+    State(state): State<AppState>,
+    AdminSession(_): AdminSession,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, HttpError> {
+    let entries = audit_rows(&state, &q).await?;
+    let mut res = Json(serde_json::json!({ "entries": entries })).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// `GET /api/admin/audit.csv` (the same filters): `text/csv` with a header row.
+async fn audit_csv(
+    State(state): State<AppState>,
+    AdminSession(_): AdminSession,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, HttpError> {
+    let rows = audit_rows(&state, &q).await?;
+    let mut out = String::from("id,at,actor,action,subject,detail,client_addr,user_agent\r\n");
+    for r in &rows {
+        let at = iso_utc(r.at);
+        let id = r.id.to_string();
+        let cells = [
+            id.as_str(),
+            at.as_str(),
+            r.actor.as_str(),
+            r.action.as_str(),
+            r.subject.as_deref().unwrap_or(""),
+            r.detail.as_deref().unwrap_or(""),
+            r.client_addr.as_deref().unwrap_or(""),
+            r.user_agent.as_deref().unwrap_or(""),
+        ];
+        out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    Ok((headers, out).into_response())
+}
+
+/// Unix ms as ISO 8601 UTC, `2026-11-30T14:05:09.123Z` (civil date from days: H. Hinnant's algorithm).
+fn iso_utc(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1_000 % 60, rem % 1_000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+/// One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break. A cell a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`:
+/// audit entries hold what strangers typed (a failed sign-in records the name tried).
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{csv_cell, iso_utc};
+
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso_utc(1_796_074_509_123), "2026-11-30T21:35:09.123Z");
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_never_formulas() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"http://evil\")"), "\"'=HYPERLINK(\"\"http://evil\"\")\"");
+        assert_eq!(csv_cell("-1+2"), "'-1+2");
+        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
+    }
 }
