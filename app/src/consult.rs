@@ -2,7 +2,8 @@
 //! API (`/api/requests`). The student always comes from the session.
 
 use crate::AppError;
-use domain::{FacultyView, MyRequests, RequestView};
+use domain::{FacultyView, MyRequests};
+pub use domain::{Ticket, TicketLink};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -20,23 +21,6 @@ pub struct RequestForm {
 pub struct MyPage {
     pub mine: MyRequests,
     pub links: Vec<TicketLink>,
-}
-
-/// A signed, short-lived link to one request's ticket, and its QR code (an SVG element).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TicketLink {
-    pub id: i64,
-    pub url: String,
-    pub svg: String,
-}
-
-/// What a ticket link opens (`/t/{token}`): the request without the student's words, the stream's
-/// cursor, and the token the page follows it with.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ticket {
-    pub request: RequestView,
-    pub cursor: i64,
-    pub follow: String,
 }
 
 #[server(endpoint = "request_form")]

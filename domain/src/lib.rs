@@ -26,6 +26,7 @@ pub mod status;
 pub use clock::DeskClock;
 pub use desk::{DeskMessage, DeskRecord, DeskUpdate};
 pub use model::{
-    Applied, FacultyEvent, FacultyView, MyRequests, RequestView, Snapshot, apply_request, apply_view, merge_snapshot,
+    Applied, FacultyEvent, FacultyView, MyRequests, RequestView, Snapshot, Ticket, TicketLink, apply_request,
+    apply_view, merge_snapshot,
 };
 pub use status::{AdminOverride, Status, StatusInputs};

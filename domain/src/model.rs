@@ -70,6 +70,23 @@ pub struct MyRequests {
     pub requests: Vec<RequestView>,
 }
 
+/// A signed, short-lived link to one request's ticket, and its QR code (an SVG element).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketLink {
+    pub id: i64,
+    pub url: String,
+    pub svg: String,
+}
+
+/// What a ticket link opens (`/t/{token}`): the request without the student's words, the stream's
+/// cursor, and the token the page follows it with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub request: RequestView,
+    pub cursor: i64,
+    pub follow: String,
+}
+
 /// A reader's rule for request views, as for the board: only a newer version replaces what it
 /// holds; new requests go first (newest first).
 pub fn apply_request(list: &mut Vec<RequestView>, r: RequestView) -> bool {

@@ -363,6 +363,27 @@ impl Drop for Mosquitto {
     }
 }
 
+/// Starts Mosquitto on a free loopback port with `settings` (written to `dir`), once it listens.
+async fn start_mosquitto(bin: &std::path::Path, dir: &std::path::Path, settings: &str) -> (Mosquitto, u16) {
+    let port = free_port();
+    // Started as root, Mosquitto drops to its own user, which cannot read a test's temp files.
+    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
+    let conf = dir.join(format!("run-{port}.conf"));
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\npersistence false\nuser {me}\n{settings}")).unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mosquitto = Mosquitto(child);
+    eventually("mosquitto listens", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() })
+        .await;
+    (mosquitto, port)
+}
+
 /// `consultease broker export --mosquitto` against a real Mosquitto started with its files: the
 /// server connects as its own user; desks only with their passwords; a desk cannot write another
 /// desk's state nor read another desk's queue (Mosquitto drops such a publish and delivers nothing
@@ -398,23 +419,8 @@ async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
     assert!(passwd.lines().all(|l| l.split_once(':').is_some_and(|(_, h)| h.starts_with("$7$"))), "{passwd}");
     assert!(!passwd.contains(&passwords[0]) && !passwd.contains(&server_password), "hashes only");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let snippet = std::fs::read_to_string(dir.path().join("mosquitto.conf")).unwrap();
-    let conf = dir.path().join("run.conf");
-    // Started as root, Mosquitto drops to its own user, which cannot read a test's temp files.
-    let me = std::process::Command::new("id").arg("-un").output().unwrap();
-    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\npersistence false\nuser {me}\n{snippet}")).unwrap();
-    let child = std::process::Command::new(&bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mosquitto = Mosquitto(child);
-    eventually("mosquitto listens", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() })
-        .await;
+    let (mosquitto, port) = start_mosquitto(&bin, dir.path(), &snippet).await;
     let addr = BrokerAddr::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
 
     // The server, as its own user; desks only with their own passwords.
@@ -574,29 +580,9 @@ async fn the_server_reaches_mosquitto_over_tls() {
     for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
         std::fs::write(dir.path().join(name), pem).unwrap();
     }
-    let port = free_port();
-    let me = std::process::Command::new("id").arg("-un").output().unwrap();
-    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
     let d = dir.path().display();
-    let conf = dir.path().join("tls.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\n\
-             allow_anonymous true\npersistence false\nuser {me}\n"
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(&bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _mosquitto = Mosquitto(child);
-    eventually("mosquitto listens", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() })
-        .await;
+    let tls_conf = format!("cafile {d}/ca.pem\ncertfile {d}/cert.pem\nkeyfile {d}/key.pem\nallow_anonymous true\n");
+    let (_mosquitto, port) = start_mosquitto(&bin, dir.path(), &tls_conf).await;
     let tls = BrokerAddr::parse(&format!("mqtts://127.0.0.1:{port}")).unwrap().with_ca(ca.into_bytes());
     let s = TestServer::builder().broker(tls.clone()).start().await;
     let id = s.faculty("Ada", "tm1").await;

@@ -41,6 +41,8 @@ pub enum Edit<T> {
     Conflict(T),
 }
 
+const RECORD_SELECT: &str = "SELECT id, name, department, email, room, photo_url, version FROM faculty WHERE id = $1";
+
 #[derive(sqlx::FromRow)]
 struct RecordRow {
     id: i64,
@@ -106,8 +108,8 @@ impl Store {
 
     /// A faculty member's record as admins edit it.
     pub async fn faculty_record(&self, id: i64) -> Result<Option<domain::faculty::FacultyRecord>> {
-        let sql = "SELECT id, name, department, email, room, photo_url, version FROM faculty WHERE id = $1";
-        let row: Option<RecordRow> = on_db!(&self.db, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?);
+        let row: Option<RecordRow> =
+            on_db!(&self.db, pool => sqlx::query_as(RECORD_SELECT).bind(id).fetch_optional(pool).await?);
         Ok(row.map(RecordRow::into_record))
     }
 
@@ -125,9 +127,8 @@ impl Store {
         let now = now_ms();
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
-        let sql = "SELECT id, name, department, email, room, photo_url, version FROM faculty WHERE id = $1";
         let before: Option<RecordRow> =
-            on_tx!(&mut tx, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await?);
+            on_tx!(&mut tx, c => sqlx::query_as(RECORD_SELECT).bind(id).fetch_optional(&mut **c).await?);
         let Some(before) = before.map(RecordRow::into_record) else {
             tx.rollback().await?;
             return Err(StoreError::NotFound(format!("no faculty member {id}")));

@@ -3,8 +3,8 @@
 
 use super::AppContext;
 use crate::AppError;
-use crate::consult::{Ticket, TicketLink};
 use auth::TicketError;
+use domain::{Ticket, TicketLink};
 
 /// The link and QR code for `request`, valid for [`auth::TICKET_LINK_MS`] from `now`.
 pub async fn link(ctx: &AppContext, request: i64, now: i64) -> Result<TicketLink, AppError> {

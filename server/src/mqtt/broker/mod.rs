@@ -86,39 +86,7 @@ impl EmbeddedBroker {
             .await
             .with_context(|| format!("the embedded MQTT broker cannot listen for TLS on {bind}"))?;
         let addr = listener.local_addr()?;
-        let broker = self.inner.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(err) => {
-                            tracing::warn!(%err, "MQTT broker: cannot accept a TLS connection");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                };
-                if broker.connections.load(Relaxed) >= broker.limits.max_connections {
-                    broker.metrics.broker_refused("too_many_connections");
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                let (broker, acceptor, stop) = (broker.clone(), acceptor.clone(), stop.clone());
-                tokio::spawn(async move {
-                    // The handshake gets the same time as a CONNECT would.
-                    match tokio::time::timeout(broker.limits.connect_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection::serve_stream(broker, tls, peer, stop).await,
-                        Ok(Err(err)) => {
-                            broker.metrics.broker_refused("tls_handshake");
-                            tracing::debug!(%peer, %err, "MQTT TLS handshake failed");
-                        }
-                        Err(_) => broker.metrics.broker_refused("tls_handshake"),
-                    }
-                });
-            }
-        });
+        tokio::spawn(accept(listener, self.inner.clone(), Some(acceptor), stop));
         tracing::info!(%addr, "embedded MQTT broker listening for TLS");
         Ok(addr)
     }
@@ -223,30 +191,52 @@ pub async fn start(
         connections: AtomicUsize::new(0),
         last_warning: Mutex::new((None, 0)),
     });
-    let broker = inner.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(err) => {
-                        tracing::warn!(%err, "MQTT broker: cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            if broker.connections.load(Relaxed) >= broker.limits.max_connections {
-                broker.metrics.broker_refused("too_many_connections");
-                continue; // dropped: the client sees the connection close
-            }
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(connection::serve(broker.clone(), stream, peer, stop.clone()));
-        }
-    });
+    tokio::spawn(accept(listener, inner.clone(), None, stop));
     tracing::info!(%addr, "embedded MQTT broker listening");
     Ok(EmbeddedBroker { addr, inner })
+}
+
+/// Takes connections on `listener` until `stop`: plain MQTT, or with `tls` a TLS session first
+/// (its handshake gets the same time as a CONNECT would; a failed one is counted).
+async fn accept(
+    listener: tokio::net::TcpListener,
+    broker: Arc<Broker>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(err) => {
+                    tracing::warn!(%err, tls = tls.is_some(), "MQTT broker: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if broker.connections.load(Relaxed) >= broker.limits.max_connections {
+            broker.metrics.broker_refused("too_many_connections");
+            continue; // dropped: the client sees the connection close
+        }
+        let _ = stream.set_nodelay(true);
+        let Some(acceptor) = tls.clone() else {
+            tokio::spawn(connection::serve(broker.clone(), stream, peer, stop.clone()));
+            continue;
+        };
+        let (broker, stop) = (broker.clone(), stop.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(broker.limits.connect_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(session)) => connection::serve_stream(broker, session, peer, stop).await,
+                Ok(Err(err)) => {
+                    broker.metrics.broker_refused("tls_handshake");
+                    tracing::debug!(%peer, %err, "MQTT TLS handshake failed");
+                }
+                Err(_) => broker.metrics.broker_refused("tls_handshake"),
+            }
+        });
+    }
 }
 
 impl Broker {

@@ -51,6 +51,27 @@ pub struct ServerCredential {
     pub password: String,
 }
 
+impl ServerCredential {
+    /// `Some` when a client claims to be the server (by its client id or user name): whether it
+    /// proves it. The server's credential is good for the server's client id only.
+    pub fn claimed(&self, client_id: &str, login: Option<&Login>) -> Option<Result<Identity, Refusal>> {
+        let presented = login.map(|l| (l.username.as_str(), l.password.as_str()));
+        let claims = client_id == self.client_id || presented.is_some_and(|(u, _)| u == self.username);
+        if !claims {
+            return None;
+        }
+        let proves = presented.is_some_and(|(u, p)| {
+            constant_time_eq(u.as_bytes(), self.username.as_bytes())
+                & constant_time_eq(p.as_bytes(), self.password.as_bytes())
+        });
+        Some(match (client_id == self.client_id, proves) {
+            (true, true) => Ok(Identity::Server),
+            (false, false) => Err(Refusal::BadCredentials),
+            _ => Err(Refusal::NotAuthorized),
+        })
+    }
+}
+
 impl std::fmt::Debug for ServerCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerCredential").field("client_id", &self.client_id).finish_non_exhaustive()
@@ -73,19 +94,9 @@ impl Policy for Open {
         login: Option<&'a Login>,
     ) -> BoxFuture<'a, Result<Identity, Refusal>> {
         Box::pin(async move {
-            let Some(server) = &self.server else { return Ok(Identity::Anonymous) };
-            let presented = login.map(|l| (l.username.as_str(), l.password.as_str()));
-            let is_server = presented.is_some_and(|(u, p)| {
-                constant_time_eq(u.as_bytes(), server.username.as_bytes())
-                    & constant_time_eq(p.as_bytes(), server.password.as_bytes())
-            });
-            match (client_id == server.client_id, is_server) {
-                (true, true) => Ok(Identity::Server),
-                (true, false) => Err(Refusal::NotAuthorized),
-                // The server's credential is not for other client ids.
-                (false, true) => Err(Refusal::NotAuthorized),
-                (false, false) if presented.is_some_and(|(u, _)| u == server.username) => Err(Refusal::BadCredentials),
-                (false, false) => Ok(Identity::Anonymous),
+            match &self.server {
+                Some(server) => server.claimed(client_id, login).unwrap_or(Ok(Identity::Anonymous)),
+                None => Ok(Identity::Anonymous),
             }
         })
     }
@@ -126,6 +137,10 @@ impl Credentials {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            }
+            // Nobody admitted with a credential: nothing to compare.
+            if self.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty() {
+                continue;
             }
             let current = match self.store.desk_mqtt_hashes().await {
                 Ok(rows) => rows.into_iter().collect::<std::collections::HashMap<_, _>>(),
@@ -171,20 +186,10 @@ impl Policy for Credentials {
         login: Option<&'a Login>,
     ) -> BoxFuture<'a, Result<Identity, Refusal>> {
         Box::pin(async move {
-            let server = &self.server;
-            let presented = login.map(|l| (l.username.as_str(), l.password.as_str()));
-            if client_id == server.client_id || presented.is_some_and(|(u, _)| u == server.username) {
-                let is_server = presented.is_some_and(|(u, p)| {
-                    constant_time_eq(u.as_bytes(), server.username.as_bytes())
-                        & constant_time_eq(p.as_bytes(), server.password.as_bytes())
-                });
-                return match (client_id == server.client_id, is_server) {
-                    (true, true) => Ok(Identity::Server),
-                    (false, true) | (true, false) => Err(Refusal::NotAuthorized),
-                    (false, false) => Err(Refusal::BadCredentials),
-                };
+            if let Some(decided) = self.server.claimed(client_id, login) {
+                return decided;
             }
-            let Some((username, password)) = presented else {
+            let Some(Login { username, password }) = login else {
                 return if self.allow_anonymous { Ok(Identity::Anonymous) } else { Err(Refusal::NotAuthorized) };
             };
             // A desk is its id three times over: client id, username, topics.
