@@ -135,7 +135,7 @@ mod ssr {
         let parts = parts()?;
         let old = session_token(&ctx, &parts);
         let result = ctx.auth.sign_in_admin(&username, &password, old, &client(&parts)).await;
-        signed_in(&ctx, result, "/")
+        signed_in(&ctx, result, "/admin")
     }
 
     pub async fn sign_out() -> Result<(), AppError> {

@@ -3,6 +3,7 @@
 //! the browser bundle. Server-only code lives in [`ssr`].
 
 pub mod account;
+pub mod admin;
 pub mod consult;
 pub mod error;
 pub mod format;
@@ -118,6 +119,13 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("kiosk") view=pages::Kiosk ssr=SsrMode::Async />
                 <Route path=StaticSegment("sign-in") view=pages::SignIn ssr=SsrMode::Async />
                 <Route path=path!("/admin/sign-in") view=pages::AdminSignInPage ssr=SsrMode::Async />
+                <Route path=path!("/admin") view=pages::admin::FacultyListPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/faculty") view=pages::admin::FacultyListPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/faculty/:id") view=pages::admin::FacultyEditPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/desks") view=pages::admin::DesksPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/kiosks") view=pages::admin::KiosksPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/audit") view=pages::admin::AuditPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/system") view=pages::admin::SystemPage ssr=SsrMode::Async />
                 <Route path=path!("/kiosk/enrol") view=pages::KioskEnrolPage ssr=SsrMode::Async />
                 <Route path=path!("/request/:id") view=pages::RequestPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("me") view=pages::MyRequestsPage ssr=SsrMode::Async />

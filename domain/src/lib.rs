@@ -8,6 +8,7 @@
 //! - [`desk`]: how a desk message changes a desk's recorded state (stale, duplicate, reordered).
 //! - [`roster`]: what a student record is; checking an import row by row.
 //! - [`status`]: how a faculty member's status is derived (admin override > desk).
+//! - [`time`]: UTC dates and times from and to Unix ms (the audit log's times).
 //! - [`protocol`]: the desk-unit MQTT contract (topics, payloads, rejection reasons).
 //! - [`model`]: the types shared by the server and the browser.
 
@@ -22,6 +23,7 @@ pub mod model;
 pub mod protocol;
 pub mod roster;
 pub mod status;
+pub mod time;
 
 pub use clock::DeskClock;
 pub use desk::{DeskMessage, DeskRecord, DeskUpdate};

@@ -535,7 +535,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
         let hash = auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS)?;
         let store = Store::connect(database_url).await?;
         for id in &desk_ids {
-            store.set_desk_mqtt_hash(id, &hash).await?;
+            store.set_desk_mqtt_hash(id, &hash, None).await?;
         }
         store.close().await;
         let mut out = Vec::with_capacity(d);

@@ -303,7 +303,7 @@ async fn desks_connect_with_their_own_credential_and_reach_only_their_own_topics
     assert!(password.len() >= 32 && password.bytes().all(|b| b.is_ascii_hexdigit()), "≥ 128 bits: {password}");
     assert_eq!(client(&broker, "kc", Some(("kc", &password))).await.1, ConnectReturnCode::Success);
     let log = s.store.audit_log(20).await.unwrap();
-    assert!(log.iter().any(|e| e.action == "desk_credential_issued" && e.subject.as_deref() == Some("desk:kc")));
+    assert!(log.iter().any(|e| e.action == "desk_registered" && e.subject.as_deref() == Some("desk:kc")));
     assert!(log.iter().all(|e| !e.detail.as_deref().unwrap_or("").contains(&password)), "never in the audit");
     // desk-sim with that credential is desk kc.
     let sim_broker = BrokerAddr { username: Some("kc".into()), password: Some(password), ..broker.clone() };
@@ -331,7 +331,7 @@ async fn an_implausible_boot_jump_is_rejected_until_the_clock_is_reset() {
     desk.state(true, true).await; // the real desk goes on
     eventually("the real desk still counts", || async { status().await == Some(Status::Busy) }).await;
     // After a reset (a firmware wipe, say) the desk's next message applies whatever its boot.
-    s.store.reset_desk_clock("ic1").await.unwrap();
+    s.store.reset_desk_clock("ic1", None).await.unwrap();
     desk.raw("state", forged.encode(), true).await;
     eventually("applied after the reset", || async {
         s.store.faculty(id).await.unwrap().is_some_and(|f| f.status == Status::Busy && !f.present)
@@ -401,7 +401,7 @@ async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
         let id = store.add_faculty(&nf).await.unwrap();
         store.add_desk(desk, id).await.unwrap();
         let password = auth::mqtt_password::generate().unwrap();
-        store.set_desk_mqtt_hash(desk, &auth::mqtt_password::hash(&password, 101).unwrap()).await.unwrap();
+        store.set_desk_mqtt_hash(desk, &auth::mqtt_password::hash(&password, 101).unwrap(), None).await.unwrap();
         ids.push(id);
         passwords.push(password);
     }
@@ -489,7 +489,7 @@ async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
 
     // Rotation: a new password, a new export, SIGHUP: the old password fails, the new one works.
     let rotated = auth::mqtt_password::generate().unwrap();
-    s.store.set_desk_mqtt_hash("ma", &auth::mqtt_password::hash(&rotated, 101).unwrap()).await.unwrap();
+    s.store.set_desk_mqtt_hash("ma", &auth::mqtt_password::hash(&rotated, 101).unwrap(), None).await.unwrap();
     server::cli::mosquitto::export(&s.store, &export).await.unwrap();
     let pid = mosquitto.0.id().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());

@@ -106,6 +106,50 @@ impl Store {
         })
     }
 
+    /// Adds a faculty member from checked fields (`domain::faculty::check`): the row, the board's
+    /// event (the new card appears on open boards at once) and the audit row in one transaction.
+    pub async fn create_faculty(
+        &self,
+        fields: &domain::faculty::FacultyFields,
+        audit: &crate::AuditEntry,
+    ) -> Result<domain::faculty::FacultyRecord> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let res: std::result::Result<i64, sqlx::Error> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar(
+                "INSERT INTO faculty (name, department, email, room, photo_url, changed_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+            )
+            .bind(&fields.name)
+            .bind(&fields.department)
+            .bind(fields.email.as_deref())
+            .bind(fields.room.as_deref())
+            .bind(fields.photo_url.as_deref())
+            .bind(now)
+            .fetch_one(&mut **c)
+            .await
+        });
+        let id = match res {
+            Ok(id) => id,
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                return Err(StoreError::Conflict("That email belongs to another faculty member.".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let event = crate::requests::log_faculty_view(&mut tx, id, now, "admin").await?;
+        let record = domain::faculty::FacultyRecord { id, fields: fields.clone(), version: event.faculty.version };
+        let entry = crate::AuditEntry {
+            subject: Some(format!("faculty:{id}")),
+            detail: Some(serde_json::json!({ "after": record }).to_string()),
+            ..audit.clone()
+        };
+        on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
+        tx.commit().await?;
+        self.bus.publish(vec![event]);
+        Ok(record)
+    }
+
     /// A faculty member's record as admins edit it.
     pub async fn faculty_record(&self, id: i64) -> Result<Option<domain::faculty::FacultyRecord>> {
         let row: Option<RecordRow> =
@@ -276,20 +320,13 @@ impl Store {
         Ok(Some(crate::requests::log_faculty_view(tx, id, now, source).await?))
     }
 
-    /// Sets a desk's MQTT password hash (a new credential replaces the old one at once).
-    pub async fn set_desk_mqtt_hash(&self, desk: &str, hash: &str) -> Result<()> {
+    /// Sets a desk's MQTT password hash (a new credential replaces the old one at once), with its
+    /// audit row in the same transaction.
+    pub async fn set_desk_mqtt_hash(&self, desk: &str, hash: &str, audit: Option<&crate::AuditEntry>) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let n = on_tx!(&mut tx, c => {
-            sqlx::query("UPDATE desks SET mqtt_hash = $1, version = version + 1 WHERE id = $2")
-                .bind(hash)
-                .bind(desk)
-                .execute(&mut **c)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
-            tx.rollback().await?;
-            return Err(StoreError::NotFound(format!("no desk {desk}")));
+        desk_hash_in(&mut tx, desk, hash).await?;
+        if let Some(entry) = audit {
+            on_tx!(&mut tx, c => audit_in!(&mut **c, entry)?);
         }
         tx.commit().await
     }
@@ -309,54 +346,42 @@ impl Store {
 
     /// Registers desk unit `desk` and binds it to faculty member `faculty_id` (one desk each).
     pub async fn add_desk(&self, desk: &str, faculty_id: i64) -> Result<()> {
-        if !valid_desk_id(desk) {
-            return Err(StoreError::Invalid("desk id must be 1-64 characters of A-Z a-z 0-9 _ -".into()));
-        }
-        let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> = on_tx!(&mut tx, c => {
-            sqlx::query_scalar("SELECT id FROM faculty WHERE id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
-        });
-        if exists.is_none() {
-            tx.rollback().await?;
-            return Err(StoreError::NotFound(format!("no faculty member with id {faculty_id}")));
-        }
-        let bound: Option<String> = on_tx!(&mut tx, c => {
-            sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
-        });
-        if let Some(other) = bound {
-            tx.rollback().await?;
-            return Err(StoreError::Conflict(format!("faculty member {faculty_id} already has desk {other}")));
-        }
-        let res = on_tx!(&mut tx, c => {
-            sqlx::query("INSERT INTO desks (id, faculty_id, created_at) VALUES ($1, $2, $3)")
-                .bind(desk)
-                .bind(faculty_id)
-                .bind(now)
-                .execute(&mut **c)
-                .await
-                .map(|_| ())
-        });
-        match res {
-            Err(e) if StoreError::is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!("desk {desk} exists already")));
-            }
-            other => other?,
-        };
+        insert_desk(&mut tx, desk, faculty_id).await?;
+        tx.commit().await
+    }
+
+    /// Registers desk unit `desk` for faculty member `faculty_id` with its MQTT password hash and
+    /// the audit row, in one transaction: a desk never exists without its credential.
+    pub async fn register_desk(
+        &self,
+        desk: &str,
+        faculty_id: i64,
+        mqtt_hash: &str,
+        audit: &crate::AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        insert_desk(&mut tx, desk, faculty_id).await?;
+        desk_hash_in(&mut tx, desk, mqtt_hash).await?;
+        on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
         tx.commit().await
     }
 
     /// Forgets a desk's clock (after a firmware wipe, or a message that pinned it far in the future):
     /// its next message applies whatever its `boot` and `seq`. What the desk reported stays until
     /// then. The row's version bumps, so a concurrent ingest batch redoes its work.
-    pub async fn reset_desk_clock(&self, desk: &str) -> Result<()> {
+    pub async fn reset_desk_clock(&self, desk: &str, audit: Option<&crate::AuditEntry>) -> Result<()> {
         let sql = "UPDATE desks SET last_boot = NULL, last_seq = NULL, state_boot = NULL, state_seq = NULL, \
                    online_boot = NULL, online_seq = NULL, version = version + 1 WHERE id = $1";
-        let n = on_db!(&self.db, pool => sqlx::query(sql).bind(desk).execute(pool).await?.rows_affected());
+        let mut tx = self.write_tx().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(sql).bind(desk).execute(&mut **c).await?.rows_affected());
         if n == 0 {
             return Err(StoreError::NotFound(format!("no desk {desk:?}")));
         }
-        Ok(())
+        if let Some(entry) = audit {
+            on_tx!(&mut tx, c => audit_in!(&mut **c, entry)?);
+        }
+        tx.commit().await
     }
 
     pub async fn list_desks(&self) -> Result<Vec<DeskInfo>> {
@@ -376,5 +401,56 @@ impl Store {
                 version: r.version,
             })
             .collect())
+    }
+}
+
+/// Sets desk `desk`'s MQTT password hash inside the caller's transaction.
+async fn desk_hash_in(tx: &mut crate::tx::Tx, desk: &str, hash: &str) -> Result<()> {
+    let n = on_tx!(tx, c => {
+        sqlx::query("UPDATE desks SET mqtt_hash = $1, version = version + 1 WHERE id = $2")
+            .bind(hash)
+            .bind(desk)
+            .execute(&mut **c)
+            .await?
+            .rows_affected()
+    });
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("no desk {desk}")));
+    }
+    Ok(())
+}
+
+/// Inserts desk unit `desk` bound to faculty member `faculty_id` inside the caller's transaction
+/// (dropped, it rolls back).
+async fn insert_desk(tx: &mut crate::tx::Tx, desk: &str, faculty_id: i64) -> Result<()> {
+    if !valid_desk_id(desk) {
+        return Err(StoreError::Invalid("desk id must be 1-64 characters of A-Z a-z 0-9 _ -".into()));
+    }
+    let exists: Option<i64> = on_tx!(tx, c => {
+        sqlx::query_scalar("SELECT id FROM faculty WHERE id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
+    });
+    if exists.is_none() {
+        return Err(StoreError::NotFound(format!("no faculty member with id {faculty_id}")));
+    }
+    let bound: Option<String> = on_tx!(tx, c => {
+        sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
+    });
+    if let Some(other) = bound {
+        return Err(StoreError::Conflict(format!("faculty member {faculty_id} already has desk {other}")));
+    }
+    let res = on_tx!(tx, c => {
+        sqlx::query("INSERT INTO desks (id, faculty_id, created_at) VALUES ($1, $2, $3)")
+            .bind(desk)
+            .bind(faculty_id)
+            .bind(now_ms())
+            .execute(&mut **c)
+            .await
+            .map(|_| ())
+    });
+    match res {
+        Err(e) if StoreError::is_unique_violation(&e) => {
+            Err(StoreError::Conflict(format!("desk {desk} exists already")))
+        }
+        other => Ok(other?),
     }
 }

@@ -301,10 +301,10 @@ async fn a_pinned_clock_is_freed_by_a_reset(db: TestDb) {
         .unwrap();
     assert_eq!(view(store, id).await.status, Status::Busy);
     assert_eq!(store.apply(&[state("pinned2", 4, 1, true, false)]).await.unwrap(), [Outcome::Stale]);
-    store.reset_desk_clock("pinned2").await.unwrap();
+    store.reset_desk_clock("pinned2", None).await.unwrap();
     let out = store.apply(&[state("pinned2", 4, 1, true, false)]).await.unwrap();
     assert!(matches!(out[..], [Outcome::Applied { event: Some(_) }]), "{out:?}");
-    assert!(matches!(store.reset_desk_clock("nope").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.reset_desk_clock("nope", None).await, Err(StoreError::NotFound(_))));
 }
 
 fn c(boot: u32, seq: u64) -> DeskClock {

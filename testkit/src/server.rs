@@ -90,7 +90,7 @@ impl TestServer {
     pub async fn desk_password(&self, id: &str) -> String {
         let password = auth::mqtt_password::generate().expect("random");
         let hash = auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS).expect("hashed");
-        self.store.set_desk_mqtt_hash(id, &hash).await.expect("credential stored");
+        self.store.set_desk_mqtt_hash(id, &hash, None).await.expect("credential stored");
         password
     }
 

@@ -148,7 +148,11 @@ fn SignedIn(me: Me) -> impl IntoView {
     view! {
         <div class="account">
             <span class="who">{me.name}</span>
-            {(!me.admin).then(|| view! { <a href="/me">"My requests"</a> })}
+            {if me.admin {
+                view! { <a href="/admin">"Dashboard"</a> }.into_any()
+            } else {
+                view! { <a href="/me">"My requests"</a> }.into_any()
+            }}
             // A plain form: without JavaScript it posts, the server ends the session and redirects.
             // With it, the page signs out and reloads, so nothing of the student stays in memory.
             <form method="post" action="/api/sign_out" on:submit=move |ev| {

@@ -1,4 +1,5 @@
 mod account;
+pub mod admin;
 pub mod board;
 mod consult;
 mod home;

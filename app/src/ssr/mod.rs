@@ -15,6 +15,15 @@ pub struct AppContext {
     pub started: Instant,
     /// Where users reach the server (`--public-url`): links shown as QR codes point there.
     pub public_url: String,
+    /// The process's live numbers for the admin's system page.
+    pub system: std::sync::Arc<dyn SystemProbe>,
+}
+
+/// What only the server process knows (its broker connection, live streams, ingest counters),
+/// read for the admin's system page from the same values `/metrics` exports.
+pub trait SystemProbe: Send + Sync + std::fmt::Debug {
+    /// The live numbers; the fields read from the database are left at their defaults.
+    fn facts(&self) -> crate::admin::SystemFacts;
 }
 
 impl AppContext {

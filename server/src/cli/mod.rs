@@ -13,7 +13,7 @@ use crate::config::{AdminCmd, DeskCmd, FacultyCmd, KioskCmd, StudentCmd};
 use anyhow::{Context, bail};
 use auth::{Auth, Client};
 use std::io::Write;
-use store::{NewFaculty, NewStudent, Store};
+use store::{NewStudent, Store};
 
 /// The accounts service for the CLI (production hashing cost).
 pub fn accounts(store: Store) -> anyhow::Result<Auth> {
@@ -224,8 +224,15 @@ pub async fn kiosk(auth: &Auth, cmd: KioskCmd, out: &mut impl Write) -> anyhow::
 pub async fn faculty(store: &Store, cmd: FacultyCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         FacultyCmd::Add { name, department, email } => {
-            let id = store.add_faculty(&NewFaculty { name, department, email }).await?;
-            writeln!(out, "{id}")?;
+            let fields = domain::faculty::check(&domain::faculty::FacultyFields {
+                name,
+                department,
+                email,
+                ..Default::default()
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e}", e.field))?;
+            let record = store.create_faculty(&fields, &entry("faculty_added", String::new())).await?;
+            writeln!(out, "{}", record.id)?;
         }
         FacultyCmd::List => {
             let snap = store.snapshot().await?;
@@ -238,26 +245,29 @@ pub async fn faculty(store: &Store, cmd: FacultyCmd, out: &mut impl Write) -> an
     Ok(())
 }
 
-/// A new MQTT password for `desk`: stored as a hash, audited, returned to be shown once.
-async fn issue_credential(store: &Store, desk: &str, action: &str) -> anyhow::Result<String> {
-    let password = auth::mqtt_password::generate()?;
-    store.set_desk_mqtt_hash(desk, &auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS)?).await?;
-    let entry = store::AuditEntry {
+/// The audit row of a CLI action on `subject`.
+fn entry(action: &str, subject: String) -> store::AuditEntry {
+    store::AuditEntry {
         actor: actor(),
         action: action.into(),
-        subject: Some(format!("desk:{desk}")),
+        subject: Some(subject),
         user_agent: Some("consultease-cli".into()),
         ..Default::default()
-    };
-    store.audit(&entry).await?;
-    Ok(password)
+    }
+}
+
+/// A new MQTT password and the hash kept of it.
+fn new_credential() -> anyhow::Result<(String, String)> {
+    let password = auth::mqtt_password::generate()?;
+    let hash = auth::mqtt_password::hash(&password, auth::mqtt_password::ITERATIONS)?;
+    Ok((password, hash))
 }
 
 pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         DeskCmd::Add { desk, faculty } => {
-            store.add_desk(&desk, faculty).await?;
-            let password = issue_credential(store, &desk, "desk_credential_issued").await?;
+            let (password, hash) = new_credential()?;
+            store.register_desk(&desk, faculty, &hash, &entry("desk_registered", format!("desk:{desk}"))).await?;
             writeln!(out, "desk {desk} bound to faculty member {faculty}")?;
             writeln!(out, "MQTT username and client id: {desk}")?;
             writeln!(out, "password: {password}")?;
@@ -269,7 +279,10 @@ pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::
             Some(Some(_)) => writeln!(out, "desk {desk} has an MQTT credential (only its hash is kept)")?,
         },
         DeskCmd::Credentials { desk, rotate: true } => {
-            let password = issue_credential(store, &desk, "desk_credential_rotated").await?;
+            let (password, hash) = new_credential()?;
+            store
+                .set_desk_mqtt_hash(&desk, &hash, Some(&entry("desk_credential_rotated", format!("desk:{desk}"))))
+                .await?;
             writeln!(
                 out,
                 "desk {desk}: new MQTT credential; the old password no longer works on the embedded broker \
@@ -278,15 +291,7 @@ pub async fn desk(store: &Store, cmd: DeskCmd, out: &mut impl Write) -> anyhow::
             writeln!(out, "password: {password}")?;
         }
         DeskCmd::ResetClock { desk } => {
-            store.reset_desk_clock(&desk).await?;
-            let entry = store::AuditEntry {
-                actor: actor(),
-                action: "desk_clock_reset".into(),
-                subject: Some(format!("desk:{desk}")),
-                user_agent: Some("consultease-cli".into()),
-                ..Default::default()
-            };
-            store.audit(&entry).await?;
+            store.reset_desk_clock(&desk, Some(&entry("desk_clock_reset", format!("desk:{desk}")))).await?;
             writeln!(out, "desk {desk}: clock reset; its next message applies")?;
         }
         DeskCmd::List => {

@@ -150,7 +150,7 @@ async fn audit_csv(
     let rows = audit_rows(&state, &q).await?;
     let mut out = String::from("id,at,actor,action,subject,detail,client_addr,user_agent\r\n");
     for r in &rows {
-        let at = iso_utc(r.at);
+        let at = domain::time::iso_utc(r.at);
         let id = r.id.to_string();
         let cells = [
             id.as_str(),
@@ -173,22 +173,6 @@ async fn audit_csv(
     Ok((headers, out).into_response())
 }
 
-/// Unix ms as ISO 8601 UTC, `2026-11-30T14:05:09.123Z` (civil date from days: H. Hinnant's algorithm).
-fn iso_utc(ms: i64) -> String {
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1_000 % 60, rem % 1_000);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
-}
-
 /// One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break. A cell a
 /// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`:
 /// audit entries hold what strangers typed (a failed sign-in records the name tried).
@@ -199,14 +183,7 @@ fn csv_cell(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{csv_cell, iso_utc};
-
-    #[test]
-    fn times_read_as_utc() {
-        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(iso_utc(1_796_074_509_123), "2026-11-30T21:35:09.123Z");
-    }
+    use super::csv_cell;
 
     #[test]
     fn csv_cells_are_quoted_and_never_formulas() {

@@ -4,7 +4,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 pub fn routes() -> Router<AppState> {
@@ -35,11 +34,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "unavailable"
         }
     };
-    let mqtt = state.ingest.as_ref().map(|s| match (s.connected.load(Relaxed), s.subscribed.load(Relaxed)) {
-        (true, true) => "connected",
-        (true, false) => "not subscribed",
-        (false, _) => "disconnected",
-    });
+    let mqtt = state.ingest.as_ref().map(|s| s.describe());
     let ready = database == "ok" && mqtt.is_none_or(|m| m == "connected");
     let mut body = json!({ "status": if ready { "ready" } else { "not ready" }, "database": database });
     if let Some(m) = mqtt {

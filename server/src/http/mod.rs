@@ -104,6 +104,29 @@ impl AppState {
             cookies: self.cookies,
             started: self.started,
             public_url: self.public_url.to_string(),
+            system: Arc::new(Probe { metrics: self.metrics.clone(), ingest: self.ingest.clone() }),
+        }
+    }
+}
+
+/// The admin's system page reads the same counters `/metrics` exports and the state `/readyz` reports.
+#[derive(Debug)]
+struct Probe {
+    metrics: Arc<Metrics>,
+    ingest: Option<Arc<IngestStatus>>,
+}
+
+impl app::ssr::SystemProbe for Probe {
+    fn facts(&self) -> app::admin::SystemFacts {
+        let m = &self.metrics;
+        app::admin::SystemFacts {
+            broker: self.ingest.as_ref().map(|s| s.describe().to_owned()),
+            live_streams: m.sse_clients.get(),
+            mqtt_received: m.mqtt_received.get(),
+            mqtt_applied: m.mqtt_applied.get(),
+            mqtt_stale: m.mqtt_stale.get(),
+            mqtt_rejected: domain::protocol::Reject::LABELS.iter().map(|r| m.rejected(r)).sum(),
+            ..Default::default()
         }
     }
 }

@@ -22,6 +22,18 @@ pub struct IngestStatus {
     pub subscribed: std::sync::atomic::AtomicBool,
 }
 
+impl IngestStatus {
+    /// "connected" (and subscribed), "not subscribed" or "disconnected", as `/readyz` says it.
+    pub fn describe(&self) -> &'static str {
+        use std::sync::atomic::Ordering::Relaxed;
+        match (self.connected.load(Relaxed), self.subscribed.load(Relaxed)) {
+            (true, true) => "connected",
+            (true, false) => "not subscribed",
+            (false, _) => "disconnected",
+        }
+    }
+}
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,0 +1,95 @@
+//! The admin dashboard (`/admin/…`): faculty, desks, kiosks, the audit log and the system page.
+//! Each page loads through an `admin_…` server function (`crate::admin`), which refuses anyone but
+//! a signed-in admin; the page then says so and links to the staff sign-in.
+
+mod audit;
+mod desks;
+mod faculty;
+mod kiosks;
+mod system;
+
+pub use audit::AuditPage;
+pub use desks::DesksPage;
+pub use faculty::{FacultyEditPage, FacultyListPage};
+pub use kiosks::KiosksPage;
+pub use system::SystemPage;
+
+use crate::AppError;
+use crate::pages::Header;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// The frame of every admin page: the header, the dashboard's tabs, and the page.
+#[component]
+fn AdminFrame(title: &'static str, current: &'static str, children: Children) -> impl IntoView {
+    let tabs = [
+        ("/admin/faculty", "Faculty"),
+        ("/admin/desks", "Desks"),
+        ("/admin/kiosks", "Kiosks"),
+        ("/admin/audit", "Audit log"),
+        ("/admin/system", "System"),
+    ];
+    view! {
+        <Title text=format!("ConsultEase admin — {title}") />
+        <Header />
+        <nav class="admin-tabs" aria-label="Dashboard">
+            {tabs
+                .into_iter()
+                .map(|(href, label)| {
+                    view! { <a href=href aria-current=(href == current).then_some("page")>{label}</a> }
+                })
+                .collect_view()}
+        </nav>
+        <main class="page admin">
+            <h2>{title}</h2>
+            {children()}
+        </main>
+    }
+}
+
+/// What a page shows when its data did not load: sign in (or not allowed), or the error.
+fn refusal(e: AppError) -> AnyView {
+    crate::error::set_status(&e);
+    match e {
+        AppError::Unauthorized => view! {
+            <p class="error" role="alert">"Please " <a href="/admin/sign-in">"sign in as staff"</a> " to use the dashboard."</p>
+        }
+        .into_any(),
+        AppError::Forbidden => view! {
+            <p class="error" role="alert">"The dashboard is for staff. " <a href="/admin/sign-in">"Sign in as staff"</a></p>
+        }
+        .into_any(),
+        e => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+    }
+}
+
+/// An action's error as a line under its form, unless it names one of `fields` (shown by the field).
+fn form_error<T: Clone + Send + Sync + 'static>(
+    value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+    fields: &'static [&'static str],
+) -> impl IntoView {
+    move || {
+        value
+            .get()
+            .and_then(Result::err)
+            .filter(|e| e.field().is_none_or(|f| !fields.contains(&f)))
+            .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
+    }
+}
+
+/// The error of `field` from an action's last answer, shown under that field.
+fn field_error<T: Clone + Send + Sync + 'static>(
+    value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+    field: &'static str,
+) -> impl IntoView {
+    move || {
+        value.get().and_then(Result::err).filter(|e| e.field() == Some(field)).map(|e| {
+            view! { <p class="field-error" id=format!("{field}-error") role="alert">{e.to_string()}</p> }
+        })
+    }
+}
+
+/// "4 min ago", "never".
+fn seen(last: Option<i64>, now: i64) -> String {
+    last.map_or_else(|| "never".to_owned(), |t| format!("{} ago", crate::format::ago(now - t)))
+}
