@@ -192,7 +192,7 @@ pub async fn admin_desk_reset_clock(desk: String) -> Result<(), AppError> {
     crate::ssr::respond(ssr::reset_clock(desk).await)
 }
 
-/// The audit log, newest first, filtered by actor and action (substrings) and by UTC dates
+/// The audit log, newest first, filtered by actor and action (exact) and by UTC dates
 /// (`YYYY-MM-DD`, both ends included).
 #[server(endpoint = "admin_audit")]
 pub async fn admin_audit(
@@ -433,8 +433,8 @@ mod ssr {
             actor: text(actor),
             action: text(action),
             from: date("from", from)?,
-            // The whole `to` day.
-            to: date("to", to)?.map(|t| t + 86_400_000 - 1),
+            // Up to the end of the `to` day (the filter's end is exclusive).
+            to: date("to", to)?.map(|t| t + 86_400_000),
         };
         let rows = ctx.store.audit_search(&filter, AUDIT_PAGE).await?;
         Ok(rows

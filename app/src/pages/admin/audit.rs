@@ -21,7 +21,7 @@ pub fn AuditPage() -> impl IntoView {
         let (actor, action, from, to) = filter();
         let mut q = crate::admin::audit_query(&actor, &action, "", "");
         let ms = |d: &str| domain::time::parse_date(d.trim());
-        for (k, v) in [("from", ms(&from)), ("to", ms(&to).map(|t| t + 86_400_000 - 1))] {
+        for (k, v) in [("from", ms(&from)), ("to", ms(&to).map(|t| t + 86_400_000))] {
             if let Some(v) = v {
                 if !q.is_empty() {
                     q.push('&');
