@@ -311,14 +311,10 @@ mod ssr {
         let entry = a.entry("faculty_edited", format!("faculty:{id}"));
         match a.ctx.store.edit_faculty(id, version, &fields, &entry).await {
             Ok(store::Edit::Saved(r)) => Ok(Saved::Saved(r)),
-            Ok(store::Edit::Conflict(current)) => {
-                // A conflict is an answer, not a failure: the page shows both sides. The status
-                // still says what happened, for scripts and logs.
-                if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-                    res.set_status(http::StatusCode::CONFLICT);
-                }
-                Ok(Saved::Conflict(current))
-            }
+            // A conflict is an answer, not a failure: the page shows both sides. It goes out as a
+            // 200 (the server-fn client reads any 4xx body as the error type, not as `Saved`);
+            // scripts that want the 409 use `PUT /api/admin/faculty/{id}`.
+            Ok(store::Edit::Conflict(current)) => Ok(Saved::Conflict(current)),
             Err(store::StoreError::Conflict(m)) => Err(AppError::invalid("email", m)),
             Err(e) => Err(e.into()),
         }

@@ -98,6 +98,66 @@ pub fn check_override(
     Ok(crate::status::AdminOverride { status, note: note.to_owned(), expires_at: until })
 }
 
+/// The fields of [`FacultyFields`] by name, in form order.
+pub const FIELDS: [&str; 5] = ["name", "department", "email", "room", "photo_url"];
+
+impl FacultyFields {
+    /// Field `name`'s value, trimmed; an empty optional field is `""`.
+    pub fn get(&self, name: &str) -> &str {
+        let v = match name {
+            "name" => Some(self.name.as_str()),
+            "department" => Some(self.department.as_str()),
+            "email" => self.email.as_deref(),
+            "room" => self.room.as_deref(),
+            "photo_url" => self.photo_url.as_deref(),
+            _ => None,
+        };
+        v.unwrap_or_default().trim()
+    }
+
+    /// Sets field `name` (an empty optional field becomes `None`).
+    pub fn set(&mut self, name: &str, value: &str) {
+        let opt = || Some(value.to_owned()).filter(|v| !v.trim().is_empty());
+        match name {
+            "name" => self.name = value.to_owned(),
+            "department" => self.department = value.to_owned(),
+            "email" => self.email = opt(),
+            "room" => self.room = opt(),
+            "photo_url" => self.photo_url = opt(),
+            _ => {}
+        }
+    }
+}
+
+/// A stale edit merged with the row saved meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    /// Each field as one side changed it; where both changed it differently, the editor's.
+    pub fields: FacultyFields,
+    /// The fields both sides changed, differently: the editor must choose.
+    pub conflicts: Vec<&'static str>,
+}
+
+/// Three-way merge of an edit made from `base` (`mine`) with the row someone saved meanwhile
+/// (`theirs`), field by field: a field only one side changed takes that side's value, so nothing
+/// either admin changed is lost; a field both changed to different values is a conflict.
+pub fn merge(base: &FacultyFields, mine: &FacultyFields, theirs: &FacultyFields) -> Merged {
+    let mut fields = mine.clone();
+    let mut conflicts = Vec::new();
+    for name in FIELDS {
+        let (b, m, t) = (base.get(name), mine.get(name), theirs.get(name));
+        if m == t || t == b {
+            continue;
+        }
+        if m == b {
+            fields.set(name, t);
+        } else {
+            conflicts.push(name);
+        }
+    }
+    Merged { fields, conflicts }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +196,52 @@ mod tests {
         bad.room = Some("B-204".into());
         let ok = check(&bad).unwrap();
         assert_eq!((ok.room.as_deref(), ok.photo_url.as_deref()), (Some("B-204"), Some("https://uni.example/ada.jpg")));
+    }
+
+    fn arb_fields() -> impl proptest::strategy::Strategy<Value = FacultyFields> {
+        use proptest::prelude::*;
+        // Few values per field, so that the sides often agree or collide.
+        let v = || prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned())];
+        let o = || proptest::option::of(v());
+        (v(), v(), o(), o(), o()).prop_map(|(name, department, email, room, photo_url)| FacultyFields {
+            name,
+            department,
+            email,
+            room,
+            photo_url,
+        })
+    }
+
+    proptest::proptest! {
+        /// Nothing either side changed alone is lost; only fields both changed differently are
+        /// conflicts, and those keep the editor's value until they choose.
+        #[test]
+        fn a_merge_keeps_every_one_sided_change(b in arb_fields(), m in arb_fields(), t in arb_fields()) {
+            let merged = merge(&b, &m, &t);
+            for name in FIELDS {
+                let (bv, mv, tv, out) = (b.get(name), m.get(name), t.get(name), merged.fields.get(name));
+                let conflict = merged.conflicts.contains(&name);
+                proptest::prop_assert_eq!(conflict, mv != bv && tv != bv && mv != tv, "{}", name);
+                if mv != bv && !conflict {
+                    proptest::prop_assert_eq!(out, mv, "my change to {} kept", name);
+                } else if tv != bv && !conflict {
+                    proptest::prop_assert_eq!(out, tv, "their change to {} kept", name);
+                } else {
+                    proptest::prop_assert_eq!(out, mv);
+                }
+            }
+            // The sides are symmetric in what conflicts.
+            proptest::prop_assert_eq!(merge(&b, &t, &m).conflicts, merged.conflicts);
+        }
+
+        #[test]
+        fn an_edit_over_an_unchanged_row_is_itself(b in arb_fields(), m in arb_fields()) {
+            proptest::prop_assert_eq!(merge(&b, &m, &b), Merged { fields: m.clone(), conflicts: vec![] });
+            let theirs = merge(&b, &b, &m);
+            proptest::prop_assert!(theirs.conflicts.is_empty());
+            for name in FIELDS {
+                proptest::prop_assert_eq!(theirs.fields.get(name), m.get(name));
+            }
+        }
     }
 }

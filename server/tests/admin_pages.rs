@@ -125,7 +125,7 @@ async fn the_dashboard_functions_edit_with_conflicts_and_register_a_desk_that_co
     assert_eq!(r.json()["Saved"]["department"], "Radio");
     // Bob's form still has the version he opened.
     let r = call(&mut b, "/api/admin_faculty_save", &save(v, "Film"), &[]).await;
-    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.status, 200, "an answer the page shows, not an error: {}", r.body);
     let theirs: Value = r.json()["Conflict"].clone();
     assert_eq!((theirs["department"].as_str(), theirs["version"].as_i64()), (Some("Radio"), Some(v + 1)));
     assert_eq!(s.store.faculty_record(id).await.unwrap().unwrap().fields.department, "Radio", "nothing overwritten");

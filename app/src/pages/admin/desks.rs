@@ -121,7 +121,7 @@ fn Register(unbound: Vec<(i64, String)>, register: ServerAction<AdminDeskRegiste
                         <div class="fields">
                             <div>
                                 <label for="desk-id">"Desk id (its MQTT user name)"</label>
-                                <input id="desk-id" name="desk" required maxlength="64" pattern="[A-Za-z0-9_-]{1,64}" placeholder="desk-101" autocomplete="off" />
+                                <input id="desk-id" name="desk" required maxlength="64" pattern="[A-Za-z0-9_\\-]{1,64}" placeholder="desk-101" autocomplete="off" />
                                 {field_error(value, "desk")}
                             </div>
                             <div>

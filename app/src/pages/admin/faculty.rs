@@ -8,7 +8,7 @@ use crate::admin::{
 };
 use crate::format::override_line;
 use crate::live::Link;
-use domain::faculty::FacultyRecord;
+use domain::faculty::{FIELDS, FacultyFields, FacultyRecord, merge};
 use domain::{FacultyView, Status};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -152,76 +152,85 @@ pub fn FacultyEditPage() -> impl IntoView {
     }
 }
 
-/// The form's fields as signals: what the admin sees and types.
+/// The labels of the edited fields (`domain::faculty::FIELDS`).
+fn label(field: &str) -> &'static str {
+    match field {
+        "name" => "Name",
+        "department" => "Department",
+        "email" => "Email",
+        "room" => "Room",
+        _ => "Photo URL",
+    }
+}
+
+/// The form: one signal per field (what the admin sees and types), the version the next save
+/// names, and the fields as they were at that version (the base of a merge).
 #[derive(Clone, Copy)]
 struct Form {
     version: RwSignal<i64>,
-    name: RwSignal<String>,
-    department: RwSignal<String>,
-    email: RwSignal<String>,
-    room: RwSignal<String>,
-    photo_url: RwSignal<String>,
-}
-
-/// The edited fields, their labels, and how to read each from a record.
-const FIELDS: [(&str, &str); 5] =
-    [("name", "Name"), ("department", "Department"), ("email", "Email"), ("room", "Room"), ("photo_url", "Photo URL")];
-
-fn value_of(r: &FacultyRecord, field: &str) -> String {
-    let f = &r.fields;
-    match field {
-        "name" => f.name.clone(),
-        "department" => f.department.clone(),
-        "email" => f.email.clone().unwrap_or_default(),
-        "room" => f.room.clone().unwrap_or_default(),
-        _ => f.photo_url.clone().unwrap_or_default(),
-    }
+    base: RwSignal<FacultyFields>,
+    values: [RwSignal<String>; 5],
 }
 
 impl Form {
     fn new(r: &FacultyRecord) -> Form {
-        let s = |field| RwSignal::new(value_of(r, field));
         Form {
             version: RwSignal::new(r.version),
-            name: s("name"),
-            department: s("department"),
-            email: s("email"),
-            room: s("room"),
-            photo_url: s("photo_url"),
+            base: RwSignal::new(r.fields.clone()),
+            values: FIELDS.map(|f| RwSignal::new(r.fields.get(f).to_owned())),
         }
     }
 
     fn signal(&self, field: &str) -> RwSignal<String> {
-        match field {
-            "name" => self.name,
-            "department" => self.department,
-            "email" => self.email,
-            "room" => self.room,
-            _ => self.photo_url,
+        let i = FIELDS.iter().position(|f| *f == field).unwrap_or(0);
+        self.values[i]
+    }
+
+    fn fields(&self) -> FacultyFields {
+        let mut out = FacultyFields::default();
+        for f in FIELDS {
+            out.set(f, &self.signal(f).get_untracked());
+        }
+        out
+    }
+
+    fn show(&self, fields: &FacultyFields) {
+        for f in FIELDS {
+            self.signal(f).set(fields.get(f).to_owned());
         }
     }
 
-    /// Shows `r` (after a save, or "take theirs").
+    /// The row as saved (after a save, or "take theirs"): the form, its version and its base.
     fn load(&self, r: &FacultyRecord) {
+        self.show(&r.fields);
         self.version.set(r.version);
-        for (field, _) in FIELDS {
-            self.signal(field).set(value_of(r, field));
-        }
+        self.base.set(r.fields.clone());
     }
 
-    /// The save of what the form holds, at `version`.
-    fn save(&self, id: i64, version: i64) -> AdminFacultySave {
-        let opt = |s: RwSignal<String>| Some(s.get_untracked()).filter(|v| !v.trim().is_empty());
+    /// The save of what the form holds, at its version.
+    fn save(&self, id: i64) -> AdminFacultySave {
+        let f = self.fields();
         AdminFacultySave {
             id,
-            version,
-            name: self.name.get_untracked(),
-            department: self.department.get_untracked(),
-            email: opt(self.email),
-            room: opt(self.room),
-            photo_url: opt(self.photo_url),
+            version: self.version.get_untracked(),
+            name: f.name,
+            department: f.department,
+            email: f.email,
+            room: f.room,
+            photo_url: f.photo_url,
         }
     }
+}
+
+/// A save that met a newer row: both sides as they were, and the fields both changed.
+#[derive(Clone, Debug)]
+struct Clash {
+    mine: FacultyFields,
+    theirs: FacultyRecord,
+    /// The fields this admin changed.
+    changed: Vec<&'static str>,
+    /// The fields both changed, differently.
+    conflicts: Vec<&'static str>,
 }
 
 #[component]
@@ -230,34 +239,30 @@ fn EditFaculty(detail: FacultyDetail) -> impl IntoView {
     let form = Form::new(&detail.record);
     let save = ServerAction::<AdminFacultySave>::new();
     let value = save.value();
-    // The row as another admin saved it, while this form was open.
-    let theirs = RwSignal::new(None::<FacultyRecord>);
+    let clash = RwSignal::new(None::<Clash>);
     let saved = RwSignal::new(None::<i64>);
     Effect::new(move |_| match value.get() {
         Some(Ok(Saved::Saved(r))) => {
             form.load(&r);
-            theirs.set(None);
+            clash.set(None);
             saved.set(Some(r.version));
         }
-        Some(Ok(Saved::Conflict(current))) => {
+        Some(Ok(Saved::Conflict(theirs))) => {
+            // Someone saved first. What only they changed comes into the form, what only this
+            // admin changed stays; where both changed a field, the form keeps this admin's value
+            // until they choose. The next save names their version.
+            let (mine, base) = (form.fields(), form.base.get_untracked());
+            let changed = FIELDS.into_iter().filter(|f| mine.get(f) != base.get(f)).collect();
+            let merged = merge(&base, &mine, &theirs.fields);
+            form.show(&merged.fields);
+            form.version.set(theirs.version);
+            form.base.set(theirs.fields.clone());
             saved.set(None);
-            theirs.set(Some(current));
+            clash.set(Some(Clash { mine, theirs, changed, conflicts: merged.conflicts }));
         }
         _ => saved.set(None),
     });
-    let keep_mine = move |_| {
-        if let Some(t) = theirs.get_untracked() {
-            // Saves what this admin typed over the newer row: a new compare-and-set at its version.
-            save.dispatch(form.save(id, t.version));
-        }
-    };
-    let take_theirs = move |_| {
-        if let Some(t) = theirs.get_untracked() {
-            form.load(&t);
-            theirs.set(None);
-        }
-    };
-    let input = move |field: &'static str, label: &'static str| {
+    let input = move |field: &'static str| {
         let sig = form.signal(field);
         let input_id = format!("f-{field}");
         let kind = match field {
@@ -267,7 +272,7 @@ fn EditFaculty(detail: FacultyDetail) -> impl IntoView {
         };
         view! {
             <div>
-                <label for=input_id.clone()>{label}</label>
+                <label for=input_id.clone()>{label(field)}</label>
                 <input id=input_id name=field type=kind required=matches!(field, "name" | "department")
                     prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) />
                 {field_error(value, field)}
@@ -276,49 +281,91 @@ fn EditFaculty(detail: FacultyDetail) -> impl IntoView {
     };
     view! {
         <section class="panel admin-form" aria-labelledby="edit-h">
-            <h3 id="edit-h">{move || form.name.get()} <span class="muted">" · version " {move || form.version.get()}</span></h3>
+            <h3 id="edit-h">{move || form.signal("name").get()} <span class="muted">" · version " {move || form.version.get()}</span></h3>
             <ActionForm action=save>
                 <input type="hidden" name="id" value=id />
                 <input type="hidden" name="version" prop:value=move || form.version.get().to_string() />
-                <div class="fields">{FIELDS.map(|(field, label)| input(field, label)).collect_view()}</div>
+                <div class="fields">{FIELDS.map(input).collect_view()}</div>
                 <button type="submit" disabled=move || save.pending().get()>"Save"</button>
             </ActionForm>
             {move || saved.get().map(|v| view! { <p class="ok" role="status">"Saved (version " {v} ")."</p> })}
-            {form_error(value, &["name", "department", "email", "room", "photo_url"])}
+            {form_error(value, &FIELDS)}
         </section>
-        {move || theirs.get().map(|t| view! { <Conflict form theirs=t keep_mine take_theirs /> })}
+        {move || clash.get().map(|c| view! { <ConflictPanel form clash=c id save close=move || clash.set(None) /> })}
         <OverridePanel view=detail.view now=detail.now />
     }
+    // Type-erased: the whole page's view type is otherwise too deep for the compiler's query limit.
+    .into_any()
 }
 
-/// Both sides of a stale save, field by field: nothing is written until the admin chooses.
+/// Both sides of a stale save, field by field, and what the form now holds: nothing is written
+/// until the admin saves again.
 #[component]
-fn Conflict(
+fn ConflictPanel(
     form: Form,
-    theirs: FacultyRecord,
-    keep_mine: impl Fn(leptos::ev::MouseEvent) + 'static,
-    take_theirs: impl Fn(leptos::ev::MouseEvent) + 'static,
+    clash: Clash,
+    id: i64,
+    save: ServerAction<AdminFacultySave>,
+    close: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
-    let rows = FIELDS
-        .map(|(field, label)| {
-            let mine = form.signal(field).get_untracked();
-            let other = value_of(&theirs, field);
-            let differs = mine.trim() != other.trim();
+    let differing: Vec<&'static str> =
+        FIELDS.into_iter().filter(|f| clash.mine.get(f) != clash.theirs.fields.get(f)).collect();
+    let rows = differing
+        .iter()
+        .map(|&field| {
+            let mine = clash.mine.get(field).to_owned();
+            let theirs = clash.theirs.fields.get(field).to_owned();
+            let both = clash.conflicts.contains(&field);
+            let sig = form.signal(field);
+            let (m, t) = (mine.clone(), theirs.clone());
+            let holds = move || {
+                let now = sig.get();
+                if now.trim() == m { "yours" } else if now.trim() == t { "theirs" } else { "edited" }
+            };
+            let (m, t) = (mine.clone(), theirs.clone());
             view! {
-                <tr class:differs=differs data-field=field>
-                    <th scope="row">{label}</th>
+                <tr class:differs=both data-field=field>
+                    <th scope="row">{label(field)}</th>
                     <td class="mine">{mine}</td>
-                    <td class="theirs">{other}</td>
+                    <td class="theirs">{theirs}</td>
+                    <td class="holds">{holds}</td>
+                    <td class="row-actions">
+                        <button type="button" class="secondary" on:click=move |_| sig.set(m.clone())>"Use mine"</button>
+                        <button type="button" class="secondary" on:click=move |_| sig.set(t.clone())>"Use theirs"</button>
+                    </td>
                 </tr>
             }
         })
         .collect_view();
+    let (mine, changed) = (clash.mine.clone(), clash.changed.clone());
+    let theirs = clash.theirs.clone();
+    // Every change this admin made, over their row (their changes to other fields stay), saved.
+    let keep_mine = move |_| {
+        for f in &changed {
+            form.signal(f).set(mine.get(f).to_owned());
+        }
+        save.dispatch(form.save(id));
+    };
+    let take_theirs = move |_| {
+        form.load(&theirs);
+        close();
+    };
+    let summary = if clash.conflicts.is_empty() {
+        "You changed different fields: theirs are now in your form beside yours. Check, then save.".to_owned()
+    } else {
+        format!(
+            "You both changed {}: your values are in the form; choose per field, then save.",
+            clash.conflicts.iter().map(|f| label(f).to_lowercase()).collect::<Vec<_>>().join(", ")
+        )
+    };
     view! {
         <section class="panel conflict" role="alert" data-testid="conflict">
             <h3>"Someone else saved this faculty member while you were editing"</h3>
-            <p>"Nothing of yours was saved yet. Their version is " {theirs.version} ". Compare, then choose:"</p>
+            <p>"Nothing of yours is saved yet; their version is " {clash.theirs.version} ". " {summary}</p>
+            <p class="muted">"“Keep mine” saves your changes over theirs (their changes to other fields stay); “Take theirs” drops your changes."</p>
             <table class="admin-table">
-                <thead><tr><th scope="col">"Field"</th><th scope="col">"Yours"</th><th scope="col">"Saved by them"</th></tr></thead>
+                <thead><tr><th scope="col">"Field"</th><th scope="col">"Yours"</th><th scope="col">"Saved by them"</th>
+                    <th scope="col">"In the form"</th><th scope="col">"Choose"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
             <div class="actions">
@@ -327,6 +374,7 @@ fn Conflict(
             </div>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -397,4 +445,5 @@ fn OverridePanel(view: FacultyView, now: i64) -> impl IntoView {
             </Show>
         </section>
     }
+    .into_any()
 }
