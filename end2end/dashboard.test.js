@@ -209,6 +209,40 @@ test('a kiosk enrolled from the dashboard, and the audit page lists every action
   await admin.close();
 });
 
+test('a roster import lists every bad row and writes nothing until confirmed', async () => {
+  const admin = await signIn(ada, 'ada');
+  await hydrated(admin, '/admin/students');
+  const rows = admin.locator('[data-testid=student-table] tbody tr');
+  const before = await rows.count();
+  await admin.fill(
+    '#roster',
+    'number,name,email\nR-1,Rosa Student,rosa@uni.example\nR-2,,nobody@uni.example\nR-3,Ravi Student,not-an-email\nR-4,Rhea Student,\n',
+  );
+  await admin.getByRole('button', { name: 'Check', exact: true }).click();
+  const report = admin.locator('[data-testid=import-report]');
+  await report.locator('text=4 rows: 2 ready to import, 2 problem(s).').waitFor({ timeout: 10_000 });
+  const problems = await admin.locator('[data-testid=import-errors] tbody tr').allTextContents();
+  assert.equal(problems.length, 2);
+  assert.match(problems[0], /^2name/);
+  assert.match(problems[1], /^3email/);
+  await admin.screenshot({ path: join(ensureScreenshotDir(), 'admin-import.png'), fullPage: true });
+  await hydrated(admin, '/admin/students');
+  assert.equal(await rows.count(), before, 'nothing written by the check');
+
+  await admin.fill('#roster', 'number,name,email\nR-1,Rosa Student,rosa@uni.example\nR-2,,nobody@uni.example\nR-4,Rhea Student,\n');
+  await admin.getByRole('button', { name: 'Check', exact: true }).click();
+  await admin.getByRole('button', { name: 'Import the 2 valid rows, skip the rest', exact: true }).click();
+  await report.locator('text=Imported 2 students.').waitFor({ timeout: 10_000 });
+  await admin.locator('tr[data-student="R-4"]').waitFor({ timeout: 10_000 });
+  assert.equal(await admin.locator('tr[data-student="R-2"]').count(), 0);
+  // Search narrows the list as one types.
+  await admin.fill('#q', 'rosa');
+  await admin.locator('tr[data-student="R-4"]').waitFor({ state: 'detached' });
+  assert.equal(await rows.count(), 1);
+  assert.deepEqual(ada.errors, []);
+  await admin.close();
+});
+
 test('a student and a stranger get no dashboard', async () => {
   server.cli('student', 'add', '--number', 'S-9', '--name', 'Eve Student');
   server.cliWithInput('246810\n', 'student', 'set-pin', 'S-9');

@@ -120,6 +120,39 @@ pub struct SystemFacts {
     pub now: i64,
 }
 
+/// A student in the admin's table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudentLine {
+    pub id: i64,
+    pub number: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub department: Option<String>,
+    pub card: Option<String>,
+    pub has_pin: bool,
+    pub active: bool,
+    pub version: i64,
+}
+
+/// What became of a student edit (like [`Saved`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StudentSaved {
+    Saved(StudentLine),
+    Conflict(StudentLine),
+}
+
+/// A roster import: checked (and, once confirmed, written).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub rows: usize,
+    /// Rows that would be (or were) added.
+    pub valid: usize,
+    /// (row, field, reason) for every problem; row 1 is the first data row.
+    pub errors: Vec<(usize, String, String)>,
+    /// How many were written: `None` for a preview.
+    pub imported: Option<usize>,
+}
+
 #[server(endpoint = "admin_faculty")]
 pub async fn admin_faculty() -> Result<FacultyList, AppError> {
     crate::ssr::respond(ssr::faculty().await)
@@ -217,6 +250,62 @@ pub async fn admin_kiosk_add(name: String) -> Result<KioskCode, AppError> {
 #[server(endpoint = "admin_kiosk_revoke")]
 pub async fn admin_kiosk_revoke(id: i64) -> Result<(), AppError> {
     crate::ssr::respond(ssr::revoke_kiosk(id).await)
+}
+
+#[server(endpoint = "admin_students")]
+pub async fn admin_students() -> Result<Vec<StudentLine>, AppError> {
+    crate::ssr::respond(ssr::students().await)
+}
+
+#[server(endpoint = "admin_student_add")]
+pub async fn admin_student_add(
+    number: String,
+    name: String,
+    email: Option<String>,
+    department: Option<String>,
+    card: Option<String>,
+) -> Result<StudentLine, AppError> {
+    crate::ssr::respond(ssr::add_student(number, name, email, department, card).await)
+}
+
+#[server(endpoint = "admin_student_save")]
+pub async fn admin_student_save(
+    id: i64,
+    version: i64,
+    name: String,
+    email: Option<String>,
+    department: Option<String>,
+) -> Result<StudentSaved, AppError> {
+    crate::ssr::respond(ssr::save_student(id, version, name, email, department).await)
+}
+
+/// Sets a student's card UID; empty clears it.
+#[server(endpoint = "admin_student_card")]
+pub async fn admin_student_card(number: String, card: Option<String>) -> Result<(), AppError> {
+    crate::ssr::respond(ssr::student_card(number, card).await)
+}
+
+/// Sets a new PIN (their sessions end).
+#[server(endpoint = "admin_student_pin")]
+pub async fn admin_student_pin(number: String, pin: String) -> Result<(), AppError> {
+    crate::ssr::respond(ssr::student_pin(number, pin).await)
+}
+
+/// Deactivates a student: no more sign-ins, their sessions end; their history stays.
+#[server(endpoint = "admin_student_disable")]
+pub async fn admin_student_disable(number: String) -> Result<(), AppError> {
+    crate::ssr::respond(ssr::disable_student(number).await)
+}
+
+/// Checks a roster CSV and, with `confirm`, writes it: every row when all are valid, or with
+/// `skip_invalid` the valid ones. Nothing is written without `confirm`.
+#[server(endpoint = "admin_students_import")]
+pub async fn admin_students_import(
+    csv: String,
+    confirm: Option<String>,
+    skip_invalid: Option<String>,
+) -> Result<ImportReport, AppError> {
+    crate::ssr::respond(ssr::import(csv, confirm.is_some(), skip_invalid.is_some()).await)
 }
 
 #[server(endpoint = "admin_system")]
@@ -482,6 +571,150 @@ mod ssr {
     pub async fn revoke_kiosk(id: i64) -> Result<(), AppError> {
         let a = Admin::check().await?;
         Ok(a.ctx.auth.revoke_kiosk(id, &a.session.principal.actor(), &a.client).await?)
+    }
+
+    fn student_line(s: store::Student) -> StudentLine {
+        StudentLine {
+            id: s.id,
+            number: s.number,
+            name: s.name,
+            email: s.email,
+            department: s.department,
+            card: s.card_uid,
+            has_pin: s.has_pin,
+            active: s.active,
+            version: s.version,
+        }
+    }
+
+    /// A field error from `domain::roster::check`'s list (the first).
+    fn roster_error(errors: domain::roster::FieldErrors) -> AppError {
+        match errors.into_iter().next() {
+            Some((field, reason)) => AppError::invalid(field, reason),
+            None => AppError::Invalid { field: None, message: "Invalid student.".into() },
+        }
+    }
+
+    pub async fn students() -> Result<Vec<StudentLine>, AppError> {
+        let a = Admin::check().await?;
+        Ok(a.ctx.store.list_students().await?.into_iter().map(student_line).collect())
+    }
+
+    pub async fn add_student(
+        number: String,
+        name: String,
+        email: Option<String>,
+        department: Option<String>,
+        card: Option<String>,
+    ) -> Result<StudentLine, AppError> {
+        let a = Admin::check().await?;
+        let r = domain::roster::check(&number, &name, email.as_deref(), department.as_deref(), card.as_deref())
+            .map_err(roster_error)?;
+        let new = store::NewStudent {
+            number: r.number,
+            name: r.name,
+            email: r.email,
+            department: r.department,
+            card_uid: r.card_uid,
+        };
+        let entry = a.entry("student_added", format!("student:{}", new.number));
+        let id = a.ctx.store.add_student(&new, Some(&entry)).await.map_err(|e| match e {
+            store::StoreError::Conflict(m) if m.contains("card") => AppError::invalid("card", m),
+            store::StoreError::Conflict(m) => AppError::invalid("number", m),
+            e => e.into(),
+        })?;
+        let student = a.ctx.store.student(id).await?.ok_or_else(|| crate::ssr::internal("added student missing"))?;
+        Ok(student_line(student))
+    }
+
+    pub async fn save_student(
+        id: i64,
+        version: i64,
+        name: String,
+        email: Option<String>,
+        department: Option<String>,
+    ) -> Result<StudentSaved, AppError> {
+        let a = Admin::check().await?;
+        let current = a.ctx.store.student(id).await?.ok_or_else(|| AppError::NotFound(format!("No student {id}.")))?;
+        // The same rules as a new student's (the number stays).
+        let r = domain::roster::check(&current.number, &name, email.as_deref(), department.as_deref(), None)
+            .map_err(roster_error)?;
+        let fields = store::StudentFields { name: r.name, email: r.email, department: r.department };
+        let entry = a.entry("student_edited", format!("student:{}", current.number));
+        Ok(match a.ctx.store.edit_student(id, version, &fields, &entry).await? {
+            store::Edit::Saved(s) => StudentSaved::Saved(student_line(s)),
+            store::Edit::Conflict(s) => StudentSaved::Conflict(student_line(s)),
+        })
+    }
+
+    pub async fn student_card(number: String, card: Option<String>) -> Result<(), AppError> {
+        let a = Admin::check().await?;
+        let uid = match card.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                domain::auth::normalize_card_uid(raw)
+                    .ok_or_else(|| AppError::invalid("card", "A card UID is 4 to 32 hex digits."))?,
+            ),
+        };
+        let action = if uid.is_some() { "student_card_set" } else { "student_card_cleared" };
+        let entry = a.entry(action, format!("student:{number}"));
+        a.ctx.store.set_student_card(&number, uid.as_deref(), Some(&entry)).await.map_err(|e| match e {
+            store::StoreError::Conflict(m) => AppError::invalid("card", m),
+            e => e.into(),
+        })?;
+        Ok(())
+    }
+
+    pub async fn student_pin(number: String, pin: String) -> Result<(), AppError> {
+        let a = Admin::check().await?;
+        a.ctx.auth.set_student_pin(&number, &pin, &a.session.principal.actor(), &a.client).await.map_err(|e| match e {
+            auth::AuthError::Invalid(m) => AppError::invalid("pin", m),
+            e => e.into(),
+        })
+    }
+
+    pub async fn disable_student(number: String) -> Result<(), AppError> {
+        let a = Admin::check().await?;
+        let entry = a.entry("student_disabled", format!("student:{number}"));
+        a.ctx.store.disable_student(&number, Some(&entry)).await?;
+        Ok(())
+    }
+
+    /// The largest roster taken at once (about 20,000 rows).
+    const IMPORT_MAX_BYTES: usize = 2_000_000;
+
+    pub async fn import(csv: String, confirm: bool, skip_invalid: bool) -> Result<ImportReport, AppError> {
+        let a = Admin::check().await?;
+        if csv.len() > IMPORT_MAX_BYTES {
+            return Err(AppError::invalid("csv", "The file is too large (at most 2 MB at once)."));
+        }
+        let preview = auth::roster::preview(&a.ctx.store, &csv).await.map_err(|e| match e {
+            auth::roster::RosterError::Store(e) => e.into(),
+            e => AppError::invalid("csv", format!("{}.", capitalise(&e.to_string()))),
+        })?;
+        let mut report = ImportReport {
+            rows: preview.rows,
+            valid: preview.fresh.len(),
+            errors: preview.errors.iter().map(|e| (e.row, e.field.to_owned(), e.reason.clone())).collect(),
+            imported: None,
+        };
+        if confirm && (preview.errors.is_empty() || skip_invalid) {
+            let detail = serde_json::json!({
+                "imported": preview.fresh.len(),
+                "skipped": preview.rows_with_errors(),
+            });
+            let mut entry = a.entry("students_imported", String::new());
+            entry.subject = None;
+            entry.detail = Some(detail.to_string());
+            a.ctx.store.add_students(&preview.fresh, Some(&entry)).await?;
+            report.imported = Some(preview.fresh.len());
+        }
+        Ok(report)
+    }
+
+    fn capitalise(s: &str) -> String {
+        let mut c = s.chars();
+        c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
     }
 
     pub async fn system() -> Result<SystemFacts, AppError> {

@@ -123,6 +123,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin/faculty") view=pages::admin::FacultyListPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/faculty/:id") view=pages::admin::FacultyEditPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/desks") view=pages::admin::DesksPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/students") view=pages::admin::StudentsPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/kiosks") view=pages::admin::KiosksPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/audit") view=pages::admin::AuditPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/system") view=pages::admin::SystemPage ssr=SsrMode::Async />

@@ -11,6 +11,7 @@
 
 mod hash;
 pub mod mqtt_password;
+pub mod roster;
 pub mod tickets;
 
 pub use hash::{HashError, Hasher};
@@ -458,10 +459,8 @@ impl Auth {
     ) -> Result<(), AuthError> {
         rules::check_pin(pin).map_err(AuthError::Invalid)?;
         let hash = self.hasher.hash(pin).await?;
-        self.store.set_student_pin(number, Some(&hash)).await?;
-        self.store
-            .audit(&self.entry(actor, "student_pin_set", Some(format!("student:{number}")), None, client))
-            .await?;
+        let entry = self.entry(actor, "student_pin_set", Some(format!("student:{number}")), None, client);
+        self.store.set_student_pin(number, Some(&hash), Some(&entry)).await?;
         Ok(())
     }
 

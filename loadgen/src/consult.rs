@@ -127,7 +127,7 @@ async fn students(store: &Store, n: usize) -> Result<Vec<String>> {
             ..Default::default()
         })
         .collect();
-    let ids = store.add_students(&new).await?;
+    let ids = store.add_students(&new, None).await?;
     let now = store::now_ms();
     let mut tokens = Vec::with_capacity(n);
     for (id, s) in ids.into_iter().zip(&new) {

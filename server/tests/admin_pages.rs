@@ -26,7 +26,8 @@ fn admin_functions() -> Vec<String> {
 fn body(faculty: i64, deskless: i64, desk: &str) -> String {
     format!(
         "id={faculty}&version=1&name=Mallory+Was+Here&department=Intrusion&status=away&note=pwned&minutes=0\
-         &desk={desk}&faculty_id={deskless}&actor=&action=&from=&to="
+         &desk={desk}&faculty_id={deskless}&actor=&action=&from=&to=&number=S-77&email=&card=&pin=864213\
+         &csv=number%2Cname%0AS-78%2CMallory&confirm=on&skip_invalid=on"
     )
 }
 
@@ -79,6 +80,7 @@ async fn every_admin_server_function_refuses_anyone_but_an_admin() {
     assert_eq!(s.store.faculty_record(id).await.unwrap(), before, "nothing changed");
     assert_eq!(s.store.list_desks().await.unwrap(), desks_before);
     assert!(s.store.list_kiosks().await.unwrap().is_empty());
+    assert_eq!(s.store.list_students().await.unwrap().len(), 1, "no student added");
     let audit = s.store.audit_log(1000).await.unwrap();
     assert_eq!(audit.len(), audit_before, "no admin action was recorded: {:?}", &audit[..audit.len() - audit_before]);
 
@@ -91,7 +93,16 @@ async fn every_admin_server_function_refuses_anyone_but_an_admin() {
         assert!(ran, "{f} as an admin: {} {}", r.status, r.body);
     }
     let log = s.store.audit_log(1000).await.unwrap();
-    for action in ["faculty_added", "faculty_edited", "override_set", "desk_registered", "kiosk_added"] {
+    for action in [
+        "faculty_added",
+        "faculty_edited",
+        "override_set",
+        "desk_registered",
+        "kiosk_added",
+        "student_added",
+        "student_pin_set",
+        "students_imported",
+    ] {
         assert!(
             log.iter().any(|e| e.action == action && e.actor == "admin:ada"),
             "{action} is audited as the admin: {:?}",
@@ -180,4 +191,99 @@ async fn the_dashboard_functions_edit_with_conflicts_and_register_a_desk_that_co
 /// The field an `AppError::Invalid` names.
 fn field(v: &Value) -> Option<String> {
     v["Invalid"]["field"].as_str().map(str::to_owned)
+}
+
+/// Students from the dashboard: a roster checked row by row with nothing written until confirmed,
+/// then written in one go; a versioned edit; card, PIN and deactivation as a student feels them
+/// (signing in); the CSV export carries no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn students_are_imported_after_a_preview_and_managed_from_the_dashboard() {
+    let s = TestServer::start().await;
+    s.student("S-1", "Existing Student", "135790", Some("04A1B2C3")).await;
+    let mut a = admin(&s, "ada").await;
+    let form = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.bytes().map(|b| format!("%{b:02X}")).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+
+    let roster = "Number,Name,Email,Card\nS-2,Ada Student,ada@uni.example,\nS-1,Taken Number,,\n\
+                  S-3,,x@uni.example,\nS-4,Card Thief,,04:a1:b2:c3\nS-2,Twice,,\nS-5,Grace Student,,0A0B0C0D\n";
+    let r = call(&mut a, "/api/admin_students_import", &form(&[("csv", roster)]), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!((report["rows"].as_u64(), report["valid"].as_u64()), (Some(6), Some(2)), "{report}");
+    let errors: Vec<(u64, String)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap(), e[1].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(2, "number".into()), (3, "name".into()), (4, "card".into()), (5, "number".into())],
+        "every row's problem, by row and field"
+    );
+    assert!(report["imported"].is_null());
+    assert_eq!(s.store.list_students().await.unwrap().len(), 1, "a preview writes nothing");
+    // Confirmed with problems left: still nothing, unless the admin skips them.
+    let r = call(&mut a, "/api/admin_students_import", &form(&[("csv", roster), ("confirm", "on")]), &[]).await;
+    assert!(r.json()["imported"].is_null(), "{}", r.body);
+    assert_eq!(s.store.list_students().await.unwrap().len(), 1);
+    let r = call(
+        &mut a,
+        "/api/admin_students_import",
+        &form(&[("csv", roster), ("confirm", "on"), ("skip_invalid", "on")]),
+        &[],
+    )
+    .await;
+    assert_eq!(r.json()["imported"].as_u64(), Some(2), "{}", r.body);
+    let numbers: Vec<String> = s.store.list_students().await.unwrap().into_iter().map(|s| s.number).collect();
+    assert_eq!(numbers, ["S-1", "S-2", "S-5"]);
+    let r = call(&mut a, "/api/admin_students_import", &form(&[("csv", "id,who\n1,2\n")]), &[]).await;
+    assert_eq!((r.status, field(&r.json())), (400, Some("csv".into())), "{}", r.body);
+
+    // A versioned edit, and a stale one told with the row as it is.
+    let ada = s.store.student_by_number("S-2").await.unwrap().unwrap();
+    let save = |version: i64, name: &str| {
+        form(&[("id", &ada.id.to_string()), ("version", &version.to_string()), ("name", name), ("email", "")])
+    };
+    let r = call(&mut a, "/api/admin_student_save", &save(ada.version, "Ada King"), &[]).await;
+    assert_eq!(r.json()["Saved"]["name"], "Ada King", "{}", r.body);
+    let r = call(&mut a, "/api/admin_student_save", &save(ada.version, "Ada Lovelace"), &[]).await;
+    assert_eq!(r.json()["Conflict"]["name"], "Ada King", "{}", r.body);
+
+    // Card: a taken one names the field; PIN: the student signs in with it; deactivated: no more.
+    let r = call(&mut a, "/api/admin_student_card", &form(&[("number", "S-2"), ("card", "04A1B2C3")]), &[]).await;
+    assert_eq!((r.status, field(&r.json())), (400, Some("card".into())), "{}", r.body);
+    let r = call(&mut a, "/api/admin_student_pin", &form(&[("number", "S-2"), ("pin", "12")]), &[]).await;
+    assert_eq!((r.status, field(&r.json())), (400, Some("pin".into())), "{}", r.body);
+    let r = call(&mut a, "/api/admin_student_pin", &form(&[("number", "S-2"), ("pin", "864209")]), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut student = s.browser();
+    let r = student.post_json("/api/student/sign-in", json!({ "number": "S-2", "pin": "864209" })).await;
+    assert_eq!(r.status, 204, "the PIN set on the dashboard works: {}", r.body);
+    let r = call(&mut a, "/api/admin_student_disable", &form(&[("number", "S-2")]), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = student.get("/api/me/requests").await;
+    assert_eq!(r.status, 401, "their session ended: {}", r.body);
+    let r = s.browser().post_json("/api/student/sign-in", json!({ "number": "S-2", "pin": "864209" })).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    let r = a.get("/api/admin/students.csv").await;
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = r.body.lines().collect();
+    assert_eq!(lines[0], "number,name,email,department,card,has_pin,active");
+    assert!(lines.contains(&"S-2,Ada King,,,,yes,no"), "{}", r.body);
+    assert!(!r.body.contains("argon2"), "no hash in the export");
+    let r = s.browser().get("/api/admin/students.csv").await;
+    assert_eq!(r.status, 401);
+
+    let log = s.store.audit_log(100).await.unwrap();
+    for action in ["students_imported", "student_edited", "student_pin_set", "student_disabled"] {
+        assert!(log.iter().any(|e| e.action == action && e.actor == "admin:ada"), "{action} audited");
+    }
+    assert!(!log.iter().any(|e| e.detail.as_deref().is_some_and(|d| d.contains("864209"))), "no PIN in the audit");
 }

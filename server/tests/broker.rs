@@ -450,7 +450,7 @@ async fn mosquitto_with_the_exported_files_keeps_desks_apart() {
     // B has a queue holding a student's message.
     let student = s
         .store
-        .add_student(&store::NewStudent { number: "S-1".into(), name: "Grace".into(), ..Default::default() })
+        .add_student(&store::NewStudent { number: "S-1".into(), name: "Grace".into(), ..Default::default() }, None)
         .await
         .unwrap();
     let new = store::NewRequest {

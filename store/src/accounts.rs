@@ -1,8 +1,17 @@
 //! Accounts: admins, students, registered kiosks. Secrets are stored only as hashes made by the
 //! caller (argon2id PHC strings for passwords and PINs, SHA-256 for random tokens).
 
-use crate::{Result, Store, StoreError, now_ms};
+use crate::sessions::audit_in;
+use crate::{AuditEntry, Result, Store, StoreError, now_ms};
 use serde::Serialize;
+
+/// What an admin edits of a student (the number is their identity and stays).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StudentFields {
+    pub name: String,
+    pub email: Option<String>,
+    pub department: Option<String>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Admin {
@@ -135,22 +144,10 @@ impl Store {
 
     // --- Students ---
 
-    pub async fn add_student(&self, s: &NewStudent) -> Result<i64> {
-        let now = now_ms();
-        let sql = "INSERT INTO students (number, name, email, department, card_uid, created_at, changed_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
-        let res: std::result::Result<i64, sqlx::Error> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(sql)
-                .bind(&s.number)
-                .bind(&s.name)
-                .bind(&s.email)
-                .bind(&s.department)
-                .bind(&s.card_uid)
-                .bind(now)
-                .fetch_one(pool)
-                .await
-        });
-        res.map_err(|e| self.student_conflict(e, s))
+    /// Adds a student, with `audit` in the same transaction. Returns the new id.
+    pub async fn add_student(&self, s: &NewStudent, audit: Option<&AuditEntry>) -> Result<i64> {
+        let ids = self.add_students(std::slice::from_ref(s), audit).await?;
+        ids.first().copied().ok_or_else(|| StoreError::Invalid("no student added".into()))
     }
 
     fn student_conflict(&self, e: sqlx::Error, s: &NewStudent) -> StoreError {
@@ -165,8 +162,9 @@ impl Store {
         }
     }
 
-    /// Adds every student in one transaction: all of them, or (on the first conflict) none.
-    pub async fn add_students(&self, students: &[NewStudent]) -> Result<Vec<i64>> {
+    /// Adds every student in one transaction with `audit`: all of them, or (on the first conflict)
+    /// none.
+    pub async fn add_students(&self, students: &[NewStudent], audit: Option<&AuditEntry>) -> Result<Vec<i64>> {
         let now = now_ms();
         let sql = "INSERT INTO students (number, name, email, department, card_uid, created_at, changed_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
@@ -188,6 +186,9 @@ impl Store {
                 Ok(id) => ids.push(id),
                 Err(e) => return Err(self.student_conflict(e, s)),
             }
+        }
+        if let Some(entry) = audit {
+            on_tx!(&mut tx, c => audit_in!(&mut **c, entry)?);
         }
         tx.commit().await?;
         Ok(ids)
@@ -219,17 +220,27 @@ impl Store {
     }
 
     /// Sets (or, with `None`, clears) a student's PIN hash; ends their sessions. Returns their id.
-    pub async fn set_student_pin(&self, number: &str, pin_hash: Option<&str>) -> Result<i64> {
+    pub async fn set_student_pin(
+        &self,
+        number: &str,
+        pin_hash: Option<&str>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<i64> {
         let sql =
             "UPDATE students SET pin_hash = $1, changed_at = $2, version = version + 1 WHERE number = $3 RETURNING id";
-        self.update_student(number, sql, Some(pin_hash.map(str::to_owned))).await
+        self.update_student(number, sql, Some(pin_hash.map(str::to_owned)), audit).await
     }
 
     /// Sets or clears a student's card UID (unique across students). Returns their id.
-    pub async fn set_student_card(&self, number: &str, card_uid: Option<&str>) -> Result<i64> {
+    pub async fn set_student_card(
+        &self,
+        number: &str,
+        card_uid: Option<&str>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<i64> {
         let sql =
             "UPDATE students SET card_uid = $1, changed_at = $2, version = version + 1 WHERE number = $3 RETURNING id";
-        self.update_student(number, sql, Some(card_uid.map(str::to_owned))).await.map_err(|e| match e {
+        self.update_student(number, sql, Some(card_uid.map(str::to_owned)), audit).await.map_err(|e| match e {
             StoreError::Database(ref d) if StoreError::is_unique_violation(d) => {
                 StoreError::Conflict(format!("card {} belongs to another student", card_uid.unwrap_or("")))
             }
@@ -238,15 +249,66 @@ impl Store {
     }
 
     /// Disables a student (no more sign-ins) and ends their sessions. Returns their id.
-    pub async fn disable_student(&self, number: &str) -> Result<i64> {
+    pub async fn disable_student(&self, number: &str, audit: Option<&AuditEntry>) -> Result<i64> {
         let sql =
             "UPDATE students SET active = FALSE, changed_at = $1, version = version + 1 WHERE number = $2 RETURNING id";
-        self.update_student(number, sql, None).await
+        self.update_student(number, sql, None, audit).await
+    }
+
+    /// Saves a student's name, email and department if the row is still at `version`: the
+    /// compare-and-set and the audit row (before, after) in one transaction; a stale version is
+    /// [`Edit::Conflict`](crate::Edit) with the row as it is now.
+    pub async fn edit_student(
+        &self,
+        id: i64,
+        version: i64,
+        fields: &StudentFields,
+        audit: &AuditEntry,
+    ) -> Result<crate::Edit<Student>> {
+        let select = format!("SELECT {STUDENT_COLUMNS} FROM students WHERE id = $1");
+        let mut tx = self.write_tx().await?;
+        let before: Option<Student> =
+            on_tx!(&mut tx, c => sqlx::query_as(&select).bind(id).fetch_optional(&mut **c).await?);
+        let Some(before) = before else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("no student {id}")));
+        };
+        if before.version != version {
+            tx.rollback().await?;
+            return Ok(crate::Edit::Conflict(before));
+        }
+        on_tx!(&mut tx, c => {
+            sqlx::query(
+                "UPDATE students SET name = $1, email = $2, department = $3, changed_at = $4, version = version + 1 \
+                 WHERE id = $5 AND version = $6",
+            )
+            .bind(&fields.name)
+            .bind(fields.email.as_deref())
+            .bind(fields.department.as_deref())
+            .bind(now_ms())
+            .bind(id)
+            .bind(version)
+            .execute(&mut **c)
+            .await
+            .map(drop)?
+        });
+        let after: Student = on_tx!(&mut tx, c => sqlx::query_as(&select).bind(id).fetch_one(&mut **c).await?);
+        let detail = serde_json::json!({ "before": before, "after": after }).to_string();
+        let entry = AuditEntry { detail: Some(detail), ..audit.clone() };
+        on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
+        tx.commit().await?;
+        Ok(crate::Edit::Saved(after))
     }
 
     /// Runs `sql` (`$1` = `first` when given, then the time, then the student number), ends the
     /// student's sessions, in one transaction.
-    async fn update_student(&self, number: &str, sql: &str, first: Option<Option<String>>) -> Result<i64> {
+    async fn update_student(
+        &self,
+        number: &str,
+        sql: &str,
+        first: Option<Option<String>>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<i64> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let id: Option<i64> = on_tx!(&mut tx, c => {
@@ -263,6 +325,9 @@ impl Store {
         on_tx!(&mut tx, c => {
             sqlx::query("DELETE FROM sessions WHERE role = 'student' AND subject_id = $1").bind(id).execute(&mut **c).await.map(drop)?
         });
+        if let Some(entry) = audit {
+            on_tx!(&mut tx, c => audit_in!(&mut **c, entry)?);
+        }
         tx.commit().await?;
         Ok(id)
     }

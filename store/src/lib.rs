@@ -43,7 +43,7 @@ mod rows;
 mod sessions;
 mod tx;
 
-pub use accounts::{Admin, AdminCredential, Kiosk, NewStudent, Student, StudentCredential};
+pub use accounts::{Admin, AdminCredential, Kiosk, NewStudent, Student, StudentCredential, StudentFields};
 pub use admin::{DeskInfo, Edit, NewFaculty};
 pub use bus::{Bus, EventBus};
 pub use error::StoreError;

@@ -111,11 +111,10 @@ async fn available(store: &Store, name: &str, desk: &str) -> i64 {
 
 async fn student(store: &Store, number: &str) -> i64 {
     store
-        .add_student(&store::NewStudent {
-            number: number.into(),
-            name: format!("Student {number}"),
-            ..Default::default()
-        })
+        .add_student(
+            &store::NewStudent { number: number.into(), name: format!("Student {number}"), ..Default::default() },
+            None,
+        )
         .await
         .unwrap()
 }

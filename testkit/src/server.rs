@@ -120,7 +120,7 @@ impl TestServer {
             card_uid: card.map(str::to_owned),
             ..Default::default()
         };
-        let id = self.store.add_student(&new).await.expect("student added");
+        let id = self.store.add_student(&new, None).await.expect("student added");
         self.auth().set_student_pin(number, pin, "test", &auth::Client::default()).await.expect("PIN set");
         id
     }

@@ -75,8 +75,7 @@ pub async fn student(auth: &Auth, cmd: StudentCmd, out: &mut impl Write) -> anyh
                 department: r.department,
                 card_uid: r.card_uid,
             };
-            let id = store.add_student(&new).await?;
-            store.audit(&audit("student_added", &new.number)).await?;
+            let id = store.add_student(&new, Some(&audit("student_added", &new.number))).await?;
             writeln!(out, "{id}")?;
         }
         StudentCmd::SetPin { number } => {
@@ -89,15 +88,12 @@ pub async fn student(auth: &Auth, cmd: StudentCmd, out: &mut impl Write) -> anyh
                 Some(raw) => Some(domain::auth::normalize_card_uid(raw).context("a card UID is 4 to 32 hex digits")?),
                 None => None,
             };
-            store.set_student_card(&number, uid.as_deref()).await?;
-            store
-                .audit(&audit(if uid.is_some() { "student_card_set" } else { "student_card_cleared" }, &number))
-                .await?;
+            let action = if uid.is_some() { "student_card_set" } else { "student_card_cleared" };
+            store.set_student_card(&number, uid.as_deref(), Some(&audit(action, &number))).await?;
             writeln!(out, "card of {number}: {}", uid.as_deref().unwrap_or("none"))?;
         }
         StudentCmd::Disable { number } => {
-            store.disable_student(&number).await?;
-            store.audit(&audit("student_disabled", &number)).await?;
+            store.disable_student(&number, Some(&audit("student_disabled", &number))).await?;
             writeln!(out, "student {number} disabled; their sessions ended")?;
         }
         StudentCmd::List => {
@@ -124,71 +120,24 @@ pub async fn student(auth: &Auth, cmd: StudentCmd, out: &mut impl Write) -> anyh
 /// Reads a roster CSV, checks every row (and, against the database, numbers and cards taken),
 /// prints a report, and writes all rows, none, or with `partial` the valid ones.
 async fn import(auth: &Auth, file: &std::path::Path, partial: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    use domain::roster::{RowError, check, check_all};
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.to_ascii_lowercase()).collect();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(number), Some(name)) = (col("number"), col("name")) else {
-        bail!(
-            "the header row must name at least the columns `number` and `name` (and may have email, department, card)"
-        );
-    };
-    let (email, department, card) = (col("email"), col("department"), col("card"));
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 1;
-        let record = record.with_context(|| format!("row {row} is not valid CSV"))?;
-        let field = |c: Option<usize>| c.and_then(|c| record.get(c));
-        rows.push((
-            row,
-            check(
-                field(Some(number)).unwrap_or(""),
-                field(Some(name)).unwrap_or(""),
-                field(email),
-                field(department),
-                field(card),
-            ),
-        ));
-    }
-    let (valid, mut errors) = check_all(rows);
     let store = auth.store();
-    let mut fresh = Vec::with_capacity(valid.len());
-    for (row, r) in valid {
-        if store.student_by_number(&r.number).await?.is_some() {
-            errors.push(RowError { row, field: "number", reason: format!("student {} exists already", r.number) });
-        } else if let Some(card) = &r.card_uid
-            && store.student_credential_by_card(card).await?.is_some()
-        {
-            errors.push(RowError { row, field: "card", reason: format!("card {card} belongs to another student") });
-        } else {
-            fresh.push(NewStudent {
-                number: r.number,
-                name: r.name,
-                email: r.email,
-                department: r.department,
-                card_uid: r.card_uid,
-            });
-        }
-    }
-    errors.sort_by_key(|e| e.row);
-    for e in &errors {
+    let preview = auth::roster::preview(store, &text).await?;
+    for e in &preview.errors {
         writeln!(out, "row {}: {}: {}", e.row, e.field, e.reason)?;
     }
-    if !errors.is_empty() && !partial {
-        bail!("{} problem(s); nothing imported (fix them, or import the valid rows with --partial)", errors.len());
+    if !preview.errors.is_empty() && !partial {
+        bail!(
+            "{} problem(s); nothing imported (fix them, or import the valid rows with --partial)",
+            preview.errors.len()
+        );
     }
-    store.add_students(&fresh).await?;
-    let mut skipped: Vec<usize> = errors.iter().map(|e| e.row).collect();
-    skipped.dedup();
-    let detail = format!(
-        r#"{{"file":{},"imported":{},"skipped":{}}}"#,
-        serde_json::Value::from(file.display().to_string()),
-        fresh.len(),
-        skipped.len()
-    );
-    store.audit(&auth.entry(&actor(), "students_imported", None, Some(detail), &client())).await?;
-    writeln!(out, "imported {} student(s); {} row(s) skipped", fresh.len(), skipped.len())?;
+    let skipped = preview.rows_with_errors();
+    let detail =
+        serde_json::json!({ "file": file.display().to_string(), "imported": preview.fresh.len(), "skipped": skipped });
+    let entry = auth.entry(&actor(), "students_imported", None, Some(detail.to_string()), &client());
+    store.add_students(&preview.fresh, Some(&entry)).await?;
+    writeln!(out, "imported {} student(s); {} row(s) skipped", preview.fresh.len(), skipped)?;
     Ok(())
 }
 

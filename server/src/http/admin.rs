@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/faculty/{id}/override", put(set_override).delete(clear_override))
         .route("/api/admin/audit", get(audit_json))
         .route("/api/admin/audit.csv", get(audit_csv))
+        .route("/api/admin/students.csv", get(students_csv))
 }
 
 async fn faculty(
@@ -148,7 +149,7 @@ async fn audit_csv(
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, HttpError> {
     let rows = audit_rows(&state, &q).await?;
-    let mut out = String::from("id,at,actor,action,subject,detail,client_addr,user_agent\r\n");
+    let mut out = csv_row(&["id", "at", "actor", "action", "subject", "detail", "client_addr", "user_agent"]);
     for r in &rows {
         let at = domain::time::iso_utc(r.at);
         let id = r.id.to_string();
@@ -162,15 +163,45 @@ async fn audit_csv(
             r.client_addr.as_deref().unwrap_or(""),
             r.user_agent.as_deref().unwrap_or(""),
         ];
-        out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+        out.push_str(&csv_row(&cells));
     }
-    let headers = [
-        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-        (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
-        (header::CACHE_CONTROL, "no-store"),
-    ];
-    Ok((headers, out).into_response())
+    Ok(csv_download("audit.csv", out))
+}
+
+/// `GET /api/admin/students.csv`: every student, in the columns `student import` reads (plus
+/// whether a PIN is set and whether they are active); PINs are never exported.
+async fn students_csv(State(state): State<AppState>, AdminSession(_): AdminSession) -> Result<Response, HttpError> {
+    let mut out = csv_row(&["number", "name", "email", "department", "card", "has_pin", "active"]);
+    for s in state.store.list_students().await? {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        out.push_str(&csv_row(&[
+            &s.number,
+            &s.name,
+            s.email.as_deref().unwrap_or(""),
+            s.department.as_deref().unwrap_or(""),
+            s.card_uid.as_deref().unwrap_or(""),
+            yes(s.has_pin),
+            yes(s.active),
+        ]));
+    }
+    Ok(csv_download("students.csv", out))
+}
+
+/// One CSV line (cells defused and quoted by [`csv_cell`]) with its CRLF.
+fn csv_row(cells: &[&str]) -> String {
+    let mut line = cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+fn csv_download(name: &'static str, body: String) -> Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body)
+        .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&disposition) {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
 }
 
 /// One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break. A cell a

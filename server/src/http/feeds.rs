@@ -90,7 +90,7 @@ mod tests {
             .unwrap();
         for number in ["S-1", "S-2"] {
             let student_id = store
-                .add_student(&store::NewStudent { number: number.into(), name: "S".into(), ..Default::default() })
+                .add_student(&store::NewStudent { number: number.into(), name: "S".into(), ..Default::default() }, None)
                 .await
                 .unwrap();
             let new = store::NewRequest {

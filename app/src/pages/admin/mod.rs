@@ -1,4 +1,5 @@
-//! The admin dashboard (`/admin/…`): faculty, desks, kiosks, the audit log and the system page.
+//! The admin dashboard (`/admin/…`): faculty, desks, students, kiosks, the audit log and the system
+//! page.
 //! Each page loads through an `admin_…` server function (`crate::admin`), which refuses anyone but
 //! a signed-in admin; the page then says so and links to the staff sign-in.
 
@@ -6,12 +7,14 @@ mod audit;
 mod desks;
 mod faculty;
 mod kiosks;
+mod students;
 mod system;
 
 pub use audit::AuditPage;
 pub use desks::DesksPage;
 pub use faculty::{FacultyEditPage, FacultyListPage};
 pub use kiosks::KiosksPage;
+pub use students::StudentsPage;
 pub use system::SystemPage;
 
 use crate::AppError;
@@ -25,6 +28,7 @@ fn AdminFrame(title: &'static str, current: &'static str, children: Children) ->
     let tabs = [
         ("/admin/faculty", "Faculty"),
         ("/admin/desks", "Desks"),
+        ("/admin/students", "Students"),
         ("/admin/kiosks", "Kiosks"),
         ("/admin/audit", "Audit log"),
         ("/admin/system", "System"),
