@@ -2,6 +2,10 @@
 //! Compiled twice: with `ssr` into the server (rendering, server functions) and with `hydrate` into
 //! the browser bundle. Server-only code lives in [`ssr`].
 
+// The dashboard's forms nest deep view types; the hydrate build computes their layouts past the
+// default query depth of 128 ("queries overflow the depth limit").
+#![recursion_limit = "256"]
+
 pub mod account;
 pub mod admin;
 pub mod consult;
