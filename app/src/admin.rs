@@ -153,6 +153,29 @@ pub struct ImportReport {
     pub imported: Option<usize>,
 }
 
+/// A consultation request in the admin's list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLine {
+    pub id: i64,
+    pub ticket: String,
+    pub state: domain::consultation::State,
+    pub faculty_id: i64,
+    pub faculty_name: String,
+    pub student: String,
+    pub course: Option<String>,
+    pub message: String,
+    pub note: Option<String>,
+    /// `2026-11-30 14:05:09 UTC`
+    pub requested: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestList {
+    pub requests: Vec<RequestLine>,
+    /// Everyone (id, name), for the faculty filter.
+    pub faculty: Vec<(i64, String)>,
+}
+
 #[server(endpoint = "admin_faculty")]
 pub async fn admin_faculty() -> Result<FacultyList, AppError> {
     crate::ssr::respond(ssr::faculty().await)
@@ -306,6 +329,24 @@ pub async fn admin_students_import(
     skip_invalid: Option<String>,
 ) -> Result<ImportReport, AppError> {
     crate::ssr::respond(ssr::import(csv, confirm.is_some(), skip_invalid.is_some()).await)
+}
+
+/// Requests across faculty, newest first: `state` is a state's name, `open` (the default: not
+/// finished) or `all`; `faculty` an id; `from`/`to` UTC dates of the request.
+#[server(endpoint = "admin_requests")]
+pub async fn admin_requests(
+    state: Option<String>,
+    faculty: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<RequestList, AppError> {
+    crate::ssr::respond(ssr::requests(state, faculty, from, to).await)
+}
+
+/// Cancels request `id` with a reason the student sees (and the desk drops it from its queue).
+#[server(endpoint = "admin_request_cancel")]
+pub async fn admin_request_cancel(id: i64, reason: String) -> Result<(), AppError> {
+    crate::ssr::respond(ssr::cancel_request(id, reason).await)
 }
 
 #[server(endpoint = "admin_system")]
@@ -505,14 +546,6 @@ mod ssr {
     ) -> Result<Vec<AuditLine>, AppError> {
         let _a = Admin::check().await?;
         let ctx = AppContext::current()?;
-        let date = |field: &str, v: Option<String>| -> Result<Option<i64>, AppError> {
-            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(d) => domain::time::parse_date(d)
-                    .map(Some)
-                    .ok_or_else(|| AppError::invalid(field, "A date is YYYY-MM-DD.")),
-            }
-        };
         let text = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let filter = store::AuditFilter {
             actor: text(actor),
@@ -715,6 +748,78 @@ mod ssr {
     fn capitalise(s: &str) -> String {
         let mut c = s.chars();
         c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    }
+
+    /// A `YYYY-MM-DD` form field as Unix ms (its 00:00 UTC), naming the field when it is not one.
+    fn date(field: &str, v: Option<String>) -> Result<Option<i64>, AppError> {
+        match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(d) => {
+                domain::time::parse_date(d).map(Some).ok_or_else(|| AppError::invalid(field, "A date is YYYY-MM-DD."))
+            }
+        }
+    }
+
+    /// At most this many requests on the page.
+    const REQUESTS_PAGE: i64 = 500;
+
+    pub async fn requests(
+        state: Option<String>,
+        faculty: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> Result<RequestList, AppError> {
+        use domain::consultation::State;
+        let a = Admin::check().await?;
+        let (state, open_only) = match state.as_deref().map(str::trim).unwrap_or("open") {
+            "" | "open" => (None, true),
+            "all" => (None, false),
+            s => (Some(State::parse(s).ok_or_else(|| AppError::invalid("state", "No such state."))?), false),
+        };
+        let faculty_id = match faculty.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            None => None,
+            Some(f) => Some(f.parse::<i64>().map_err(|_| AppError::invalid("faculty", "No such faculty member."))?),
+        };
+        let filter = store::RequestFilter {
+            state,
+            open_only,
+            faculty_id,
+            from: date("from", from)?,
+            to: date("to", to)?.map(|t| t + 86_400_000),
+        };
+        let rows = a.ctx.store.admin_requests(&filter, REQUESTS_PAGE).await?;
+        let mut requests = Vec::with_capacity(rows.len());
+        for r in rows {
+            let state =
+                State::parse(&r.state).ok_or_else(|| crate::ssr::internal(format!("request state {:?}", r.state)))?;
+            requests.push(RequestLine {
+                ticket: format!("T{}", r.id),
+                id: r.id,
+                state,
+                faculty_id: r.faculty_id,
+                faculty_name: r.faculty_name,
+                student: format!("{} ({})", r.student_name, r.student_number),
+                course: r.course,
+                message: r.message,
+                note: r.note,
+                requested: domain::time::short_utc(r.requested_at),
+            });
+        }
+        let faculty = a.ctx.store.snapshot().await?.faculty.into_iter().map(|f| (f.id, f.name)).collect();
+        Ok(RequestList { requests, faculty })
+    }
+
+    pub async fn cancel_request(id: i64, reason: String) -> Result<(), AppError> {
+        let a = Admin::check().await?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 140 || reason.chars().any(char::is_control) {
+            return Err(AppError::invalid("reason", "Give the student a reason, at most 140 characters on one line."));
+        }
+        let actor = store::Actor::Admin(Box::new(a.entry("request_cancelled", format!("request:{id}"))));
+        match a.ctx.store.change_request(id, domain::consultation::Input::Cancel, &actor, Some(reason)).await? {
+            Some(_) => Ok(()),
+            None => Err(AppError::Conflict("That request is already finished; nothing changed.".into())),
+        }
     }
 
     pub async fn system() -> Result<SystemFacts, AppError> {

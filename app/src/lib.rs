@@ -129,6 +129,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin/desks") view=pages::admin::DesksPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/students") view=pages::admin::StudentsPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/kiosks") view=pages::admin::KiosksPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/consultations") view=pages::admin::ConsultationsPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/audit") view=pages::admin::AuditPage ssr=SsrMode::Async />
                 <Route path=path!("/admin/system") view=pages::admin::SystemPage ssr=SsrMode::Async />
                 <Route path=path!("/kiosk/enrol") view=pages::KioskEnrolPage ssr=SsrMode::Async />

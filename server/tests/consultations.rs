@@ -33,6 +33,12 @@ async fn stream(s: &TestServer, b: &mut Browser) -> SseConn {
     SseConn::open(&format!("{}/api/me/events?after={cursor}", s.url), &[("cookie", &cookie.join("; "))]).await.unwrap()
 }
 
+/// A form post to a server function, answered in JSON.
+async fn form_post(b: &mut Browser, path: &str, body: String) -> testkit::Reply {
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")];
+    b.send(reqwest::Method::POST, path, Some(body), &headers).await
+}
+
 /// The next request event on the stream, as (state, version).
 async fn next_state(sse: &mut SseConn) -> (String, i64) {
     loop {
@@ -74,6 +80,7 @@ matrix!(
     answers_from_the_wrong_desk_or_out_of_order_change_nothing,
     a_rebooted_desk_gets_its_queue_back_from_the_retained_snapshot,
     answers_sent_while_the_server_is_down_are_applied_after_it_restarts,
+    an_admin_cancels_a_request_with_a_reason_the_student_and_the_desk_see,
 );
 
 async fn a_request_reaches_the_desk_and_the_answer_reaches_the_student_live(broker: Broker, database: Database) {
@@ -121,6 +128,54 @@ async fn a_request_reaches_the_desk_and_the_answer_reaches_the_student_live(brok
     let mine = student.get("/api/me/requests").await.json();
     assert_eq!(mine["requests"][0]["state"], "done");
     assert_eq!(mine["requests"][0]["note"], "come in");
+}
+
+/// The admin's consultations page (its server functions): the open request is listed with who
+/// asked whom; cancelled with a reason, the student's stream shows it with the reason, the desk's
+/// next snapshot drops the item, the audit has it; a finished request cannot be cancelled again.
+async fn an_admin_cancels_a_request_with_a_reason_the_student_and_the_desk_see(broker: Broker, database: Database) {
+    let Some(s) = server(broker, database).await else { return };
+    let f = s.faculty("Chien-Shiung Wu", "cq9").await;
+    let mut desk = s.desk("cq9", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Wu is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-9").await;
+    let mut sse = stream(&s, &mut student).await;
+    let r = student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Beta decay and parity" })).await;
+    let id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(next_state(&mut sse).await.0, "queued");
+    let snap = desk.snapshot_above(0).await;
+    assert_eq!(snap.items.len(), 1);
+
+    s.admin("ada", "correct horse battery staple").await;
+    let mut admin = s.browser();
+    let r = admin
+        .post_json("/api/admin/sign-in", json!({ "username": "ada", "password": "correct horse battery staple" }))
+        .await;
+    assert_eq!(r.status, 204);
+    let r = form_post(&mut admin, "/api/admin_requests", format!("state=open&faculty={f}")).await;
+    let listed = r.json();
+    assert_eq!(listed["requests"][0]["id"].as_i64(), Some(id), "{listed}");
+    assert_eq!(listed["requests"][0]["student"], "Student S-9 (S-9)");
+    let r = form_post(&mut admin, "/api/admin_request_cancel", format!("id={id}&reason=")).await;
+    assert_eq!((r.status, r.json()["Invalid"]["field"].as_str()), (400, Some("reason")), "a reason is required");
+    let r = form_post(&mut admin, "/api/admin_request_cancel", format!("id={id}&reason=Office+closed+today")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    assert_eq!(next_state(&mut sse).await.0, "cancelled", "the student sees it live");
+    let mine = student.get("/api/me/requests").await.json();
+    assert_eq!(mine["requests"][0]["note"], "Office closed today");
+    assert!(desk.snapshot_above(snap.version).await.items.is_empty(), "the desk's queue drops it");
+    let r = form_post(&mut admin, "/api/admin_request_cancel", format!("id={id}&reason=Again")).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let log = s.store.audit_log(50).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "request_cancelled"
+        && e.actor == "admin:ada"
+        && e.detail.as_deref().is_some_and(|d| d.contains("Office closed today"))));
 }
 
 /// Original defect 5: a late BUSY overwrote a CANCELLED consultation, and any desk could answer

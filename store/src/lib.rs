@@ -49,7 +49,7 @@ pub use bus::{Bus, EventBus};
 pub use error::StoreError;
 pub use ingest::{Change, DeadLetter, Outcome};
 pub use meta::random_hex;
-pub use requests::{Actor, DeskOutcome, DeskWork, NewRequest, PlaceError, RequestEvent};
+pub use requests::{Actor, AdminRequest, DeskOutcome, DeskWork, NewRequest, PlaceError, RequestEvent, RequestFilter};
 pub use sessions::{AuditEntry, AuditFilter, AuditRow, SessionRow};
 
 use sqlx::Connection;

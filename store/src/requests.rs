@@ -49,12 +49,43 @@ impl From<sqlx::Error> for PlaceError {
 pub enum Actor {
     /// The student who placed the request.
     Student(i64),
-    /// An admin (cancelling with a reason).
-    Admin,
+    /// An admin (cancelling with a reason): the change writes this audit entry (with the reason)
+    /// in its transaction.
+    Admin(Box<crate::AuditEntry>),
     /// A desk unit's reply, with its clock.
     Desk { desk: String, clock: DeskClock },
     /// The server itself (release, expiry).
     System,
+}
+
+/// Which requests the admin lists; `None` fields match everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    pub state: Option<State>,
+    /// Only requests that are not finished (ignored when `state` is given).
+    pub open_only: bool,
+    pub faculty_id: Option<i64>,
+    /// Requested at or after (Unix ms).
+    pub from: Option<i64>,
+    /// Requested before (Unix ms).
+    pub to: Option<i64>,
+}
+
+/// A request as the admin sees it: who asked whom.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct AdminRequest {
+    pub id: i64,
+    pub state: String,
+    pub course: Option<String>,
+    pub message: String,
+    pub note: Option<String>,
+    pub requested_at: i64,
+    pub changed_at: i64,
+    pub version: i64,
+    pub faculty_id: i64,
+    pub faculty_name: String,
+    pub student_number: String,
+    pub student_name: String,
 }
 
 /// What became of a desk's reply or ack.
@@ -246,6 +277,11 @@ impl Store {
         if !changed {
             tx.rollback().await?;
             return Ok(None);
+        }
+        if let Actor::Admin(entry) = actor {
+            let detail = serde_json::json!({ "request": id, "input": format!("{input:?}"), "reason": note });
+            let entry = crate::AuditEntry { detail: Some(detail.to_string()), ..(**entry).clone() };
+            on_tx!(&mut tx, c => crate::sessions::audit_in!(&mut **c, &entry)?);
         }
         tx.commit().await?;
         let view = self.request_view(id).await?;
@@ -605,6 +641,30 @@ impl Store {
             Some(r) => Ok(Some(self.view(r).await?)),
             None => Ok(None),
         }
+    }
+
+    /// Requests as the admin's consultations page lists them, newest first: with their faculty
+    /// member and student, filtered by state (or only the open ones), faculty member and time.
+    pub async fn admin_requests(&self, filter: &RequestFilter, limit: i64) -> Result<Vec<AdminRequest>> {
+        let open = State::ALL.iter().filter(|s| !s.is_terminal()).map(|s| format!("'{}'", s.as_str()));
+        let sql = format!(
+            "SELECT r.id, r.state, r.course, r.message, r.note, r.requested_at, r.changed_at, r.version, \
+             f.id AS faculty_id, f.name AS faculty_name, s.number AS student_number, s.name AS student_name \
+             FROM requests r JOIN faculty f ON f.id = r.faculty_id JOIN students s ON s.id = r.student_id \
+             WHERE ($1 IS NULL OR r.state = $1) AND ($2 IS NULL OR r.faculty_id = $2) \
+             AND ($3 IS NULL OR r.requested_at >= $3) AND ($4 IS NULL OR r.requested_at < $4) \
+             AND ($5 = FALSE OR r.state IN ({})) ORDER BY r.requested_at DESC, r.id DESC LIMIT $6",
+            open.collect::<Vec<_>>().join(", ")
+        );
+        Ok(on_db!(&self.db, pool => sqlx::query_as(&sql)
+            .bind(filter.state.map(State::as_str))
+            .bind(filter.faculty_id)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(filter.open_only)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
     }
 
     /// The student a request belongs to.

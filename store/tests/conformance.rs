@@ -101,6 +101,7 @@ conformance!(
     a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit,
     an_override_ranks_above_the_desk_and_ends_once,
     the_audit_log_filters_by_actor_action_and_time,
+    admins_list_requests_by_state_faculty_and_time_and_cancel_with_a_reason,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -239,7 +240,10 @@ async fn desk_answers_are_checked_and_never_go_backwards(db: TestDb) {
     assert_eq!(store.request_view(r.id).await.unwrap().unwrap(), after_accept);
     // Cancelled, then a late busy: still cancelled.
     let r2 = store.place_request(&ask(student(store, "S6").await, f, false)).await.unwrap();
-    store.change_request(r2.id, Input::Cancel, &store::Actor::Admin, Some("closed early")).await.unwrap();
+    let admin =
+        store::AuditEntry { actor: "admin:ada".into(), action: "request_cancelled".into(), ..Default::default() };
+    let by_admin = store::Actor::Admin(Box::new(admin));
+    store.change_request(r2.id, Input::Cancel, &by_admin, Some("closed early")).await.unwrap();
     assert_eq!(store.desk_reply("rq6", c(9), r2.id, Action::Busy, None).await.unwrap(), DeskOutcome::Stale);
     assert_eq!(store.request_view(r2.id).await.unwrap().unwrap().state, State::Cancelled);
     // An ack for a version that no longer holds the item changes nothing.
@@ -720,4 +724,53 @@ async fn the_audit_log_filters_by_actor_action_and_time(db: TestDb) {
     assert_eq!(count(AuditFilter { from: Some(t0 - 1), to: Some(t0 + 3_600_000), ..Default::default() }).await, 3);
     let newest = store.audit_search(&AuditFilter::default(), 1).await.unwrap();
     assert_eq!((newest.len(), newest[0].action.as_str()), (1, "y"), "newest first, limited");
+}
+
+async fn admins_list_requests_by_state_faculty_and_time_and_cancel_with_a_reason(db: TestDb) {
+    use domain::consultation::{Input, State};
+    let store = &db.store;
+    let f = store
+        .add_faculty(&store::NewFaculty { name: "Lise Meitner".into(), department: "Physics".into(), email: None })
+        .await
+        .unwrap();
+    let g = store
+        .add_faculty(&store::NewFaculty { name: "Otto Hahn".into(), department: "Chemistry".into(), email: None })
+        .await
+        .unwrap();
+    let s = student(store, "AR1").await;
+    let a = store.place_request(&ask(s, f, true)).await.unwrap();
+    let b = store.place_request(&ask(s, g, true)).await.unwrap();
+    let all = |filter: store::RequestFilter| async move {
+        store.admin_requests(&filter, 100).await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(all(store::RequestFilter::default()).await, [b.id, a.id], "newest first");
+    assert_eq!(all(store::RequestFilter { faculty_id: Some(f), ..Default::default() }).await, [a.id]);
+    let entry =
+        store::AuditEntry { actor: "admin:ada".into(), action: "request_cancelled".into(), ..Default::default() };
+    let cancelled = store
+        .change_request(a.id, Input::Cancel, &store::Actor::Admin(Box::new(entry.clone())), Some("Office closed today"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((cancelled.state, cancelled.note.as_deref()), (State::Cancelled, Some("Office closed today")));
+    assert_eq!(all(store::RequestFilter { open_only: true, ..Default::default() }).await, [b.id]);
+    assert_eq!(all(store::RequestFilter { state: Some(State::Cancelled), ..Default::default() }).await, [a.id]);
+    let row = &store
+        .admin_requests(&store::RequestFilter { state: Some(State::Cancelled), ..Default::default() }, 1)
+        .await
+        .unwrap()[0];
+    assert_eq!((row.faculty_name.as_str(), row.student_number.as_str()), ("Lise Meitner", "AR1"));
+    let now = store::now_ms();
+    assert_eq!(all(store::RequestFilter { from: Some(now + 1), ..Default::default() }).await, Vec::<i64>::new());
+    assert_eq!(all(store::RequestFilter { to: Some(now + 1), ..Default::default() }).await.len(), 2);
+    // Cancelling a finished request changes nothing and audits nothing.
+    let again =
+        store.change_request(a.id, Input::Cancel, &store::Actor::Admin(Box::new(entry)), Some("twice")).await.unwrap();
+    assert_eq!(again, None);
+    let log = store
+        .audit_search(&store::AuditFilter { action: Some("request_cancelled".into()), ..Default::default() }, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].detail.as_deref().is_some_and(|d| d.contains("Office closed today")), "{:?}", log[0].detail);
 }

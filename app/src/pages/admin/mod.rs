@@ -1,9 +1,10 @@
-//! The admin dashboard (`/admin/…`): faculty, desks, students, kiosks, the audit log and the system
-//! page.
+//! The admin dashboard (`/admin/…`): faculty, desks, students, kiosks, consultations, the audit
+//! log and the system page.
 //! Each page loads through an `admin_…` server function (`crate::admin`), which refuses anyone but
 //! a signed-in admin; the page then says so and links to the staff sign-in.
 
 mod audit;
+mod consultations;
 mod desks;
 mod faculty;
 mod kiosks;
@@ -11,6 +12,7 @@ mod students;
 mod system;
 
 pub use audit::AuditPage;
+pub use consultations::ConsultationsPage;
 pub use desks::DesksPage;
 pub use faculty::{FacultyEditPage, FacultyListPage};
 pub use kiosks::KiosksPage;
@@ -30,6 +32,7 @@ fn AdminFrame(title: &'static str, current: &'static str, children: Children) ->
         ("/admin/desks", "Desks"),
         ("/admin/students", "Students"),
         ("/admin/kiosks", "Kiosks"),
+        ("/admin/consultations", "Consultations"),
         ("/admin/audit", "Audit log"),
         ("/admin/system", "System"),
     ];
