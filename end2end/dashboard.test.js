@@ -160,6 +160,17 @@ test('an override set on the edit page shows on the public board, and clears', a
   await admin.getByRole('button', { name: 'Clear override', exact: true }).click();
   await card.locator('.word', { hasText: 'Available' }).waitFor({ timeout: 10_000 });
   assert.equal(await card.locator('.override').count(), 0);
+
+  // Deactivated: the card leaves the open board at once; reactivated, it comes back.
+  await admin.getByRole('button', { name: 'Deactivate', exact: true }).click();
+  await admin.locator('[data-testid=active-state]', { hasText: 'Deactivated' }).waitFor({ timeout: 10_000 });
+  await card.waitFor({ state: 'detached', timeout: 10_000 });
+  await hydrated(admin, '/admin/faculty');
+  await admin.locator('[data-testid=inactive] a', { hasText: 'Hedy Lamarr' }).click();
+  await admin.waitForURL(new RegExp(`/admin/faculty/${id}$`));
+  await admin.locator('html[data-hydrated]').waitFor({ timeout: 15_000 });
+  await admin.getByRole('button', { name: 'Reactivate', exact: true }).click();
+  await card.locator('.word', { hasText: 'Available' }).waitFor({ timeout: 10_000 });
   await board.close();
   await admin.close();
 });
@@ -241,6 +252,45 @@ test('a roster import lists every bad row and writes nothing until confirmed', a
   assert.equal(await rows.count(), 1);
   assert.deepEqual(ada.errors, []);
   await admin.close();
+});
+
+test('an admin cancels a consultation with a reason; the student sees it live', async () => {
+  server.cli('student', 'add', '--number', 'S-10', '--name', 'Marie Student');
+  server.cliWithInput('975318\n', 'student', 'set-pin', 'S-10');
+  const phone = await launchBrowser();
+  try {
+    const me = await phone.newPage({ width: 390, height: 844 });
+    await hydrated(me, '/sign-in');
+    await me.fill('#number', 'S-10');
+    await me.fill('#pin', '975318');
+    await me.click('section:has(#pin) button[type=submit]');
+    await me.waitForURL(`${server.url}/`, { timeout: 10_000 });
+    await hydrated(me, `/request/${id}`);
+    await me.fill('#message', 'Frequency hopping, from first principles');
+    await me.getByRole('button', { name: 'Send request', exact: true }).click();
+    await me.waitForURL(/\/me$/, { timeout: 10_000 });
+    await me.locator('html[data-hydrated]').waitFor({ timeout: 15_000 });
+    const mine = me.locator('.request', { hasText: 'Hedy Lamarr' });
+    await mine.waitFor({ timeout: 10_000 });
+
+    const admin = await signIn(ada, 'ada');
+    await hydrated(admin, '/admin/consultations');
+    const row = admin.locator('tr[data-request]', { hasText: 'Marie Student (S-10)' });
+    await row.waitFor({ timeout: 10_000 });
+    await row.locator('summary').click();
+    await row.locator('input[name=reason]').fill('Office closed this afternoon');
+    await row.getByRole('button', { name: 'Cancel request', exact: true }).click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    await mine.locator('.note', { hasText: 'Office closed this afternoon' }).waitFor({ timeout: 10_000 });
+    assert.equal(await mine.getAttribute('data-state'), 'cancelled');
+    await hydrated(admin, '/admin/consultations?state=cancelled');
+    await admin.locator('tr[data-state=cancelled]', { hasText: 'Office closed this afternoon' }).waitFor();
+    assert.deepEqual(phone.errors, []);
+    assert.deepEqual(ada.errors, []);
+    await admin.close();
+  } finally {
+    await phone.close();
+  }
 });
 
 test('a student and a stranger get no dashboard', async () => {

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct FacultyList {
     pub snapshot: Snapshot,
     pub now: i64,
+    /// Deactivated faculty members (id, name): not on the board, reactivated from their page.
+    pub inactive: Vec<(i64, String)>,
 }
 
 /// One faculty member on the edit page: the record the form edits, and the board's row (status,
@@ -223,6 +225,12 @@ pub async fn admin_override_set(
     crate::ssr::respond(ssr::set_override(id, status, note, minutes).await)
 }
 
+/// Deactivates (`active` = "false") or reactivates ("true") faculty member `id`.
+#[server(endpoint = "admin_faculty_active")]
+pub async fn admin_faculty_active(id: i64, active: String) -> Result<FacultyView, AppError> {
+    crate::ssr::respond(ssr::faculty_active(id, active == "true").await)
+}
+
 #[server(endpoint = "admin_override_clear")]
 pub async fn admin_override_clear(id: i64) -> Result<FacultyView, AppError> {
     crate::ssr::respond(ssr::clear_override(id).await)
@@ -406,7 +414,8 @@ mod ssr {
 
     pub async fn faculty() -> Result<FacultyList, AppError> {
         let a = Admin::check().await?;
-        Ok(FacultyList { snapshot: a.ctx.store.snapshot().await?, now: store::now_ms() })
+        let inactive = a.ctx.store.inactive_faculty().await?;
+        Ok(FacultyList { snapshot: a.ctx.store.snapshot().await?, now: store::now_ms(), inactive })
     }
 
     pub async fn faculty_record(id: i64) -> Result<FacultyDetail, AppError> {
@@ -465,6 +474,12 @@ mod ssr {
         let until = minutes.map(|m| now + m * 60_000);
         let ov = check_override(&status, note.as_deref(), until, now).map_err(field_error)?;
         Ok(a.ctx.store.set_override(id, Some(&ov), &a.entry("override_set", format!("faculty:{id}"))).await?)
+    }
+
+    pub async fn faculty_active(id: i64, active: bool) -> Result<FacultyView, AppError> {
+        let a = Admin::check().await?;
+        let action = if active { "faculty_reactivated" } else { "faculty_deactivated" };
+        Ok(a.ctx.store.set_faculty_active(id, active, &a.entry(action, format!("faculty:{id}"))).await?)
     }
 
     pub async fn clear_override(id: i64) -> Result<FacultyView, AppError> {

@@ -32,6 +32,7 @@ pub async fn get_request_form(faculty_id: i64) -> Result<RequestForm, AppError> 
                 .store
                 .faculty(faculty_id)
                 .await?
+                .filter(|f| f.active)
                 .ok_or_else(|| AppError::NotFound("No such faculty member.".into()))?;
             let colleagues = match faculty.status {
                 domain::Status::Available | domain::Status::Busy => Vec::new(),

@@ -65,6 +65,7 @@ mod tests {
             waiting: 0,
             note: None,
             until: None,
+            active: true,
             version: 1,
         }
     }

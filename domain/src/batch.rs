@@ -47,6 +47,8 @@ pub struct FacultyState {
     pub changed_at: i64,
     /// Consultation requests waiting (carried into every event of the row).
     pub waiting: i64,
+    /// Deactivated rows still follow their desk (carried into every event of the row).
+    pub active: bool,
     pub version: i64,
 }
 
@@ -194,6 +196,7 @@ fn faculty_view(f: &FacultyState, desk: &DeskRecord, last_seen: Option<i64>, now
         waiting: f.waiting,
         note: active.and_then(|ov| Some(ov.note.clone()).filter(|n| !n.is_empty())),
         until: active.and_then(|ov| ov.expires_at),
+        active: f.active,
         version: f.version + 1,
     }
 }
@@ -217,6 +220,7 @@ mod tests {
             admin_override: None,
             changed_at: 0,
             waiting: 0,
+            active: true,
             version: 4,
         };
         (desks, HashMap::from([(1, ada)]))

@@ -26,8 +26,20 @@ pub struct FacultyView {
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
+    /// `false` once an admin deactivated them: readers keep the row (its version guards against
+    /// older events) but show it nowhere. Omitted while `true`.
+    #[serde(default = "active", skip_serializing_if = "is_active")]
+    pub active: bool,
     /// Bumps on every committed change of this row; readers drop anything older than they hold.
     pub version: i64,
+}
+
+fn active() -> bool {
+    true
+}
+
+fn is_active(a: &bool) -> bool {
+    *a
 }
 
 /// A consultation request as its student sees it (`/api/me/requests`, the student's live stream).
@@ -176,6 +188,7 @@ mod tests {
             waiting: 0,
             note: None,
             until: None,
+            active: true,
             version,
         }
     }

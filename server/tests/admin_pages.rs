@@ -27,7 +27,7 @@ fn body(faculty: i64, deskless: i64, desk: &str) -> String {
     format!(
         "id={faculty}&version=1&name=Mallory+Was+Here&department=Intrusion&status=away&note=pwned&minutes=0\
          &desk={desk}&faculty_id={deskless}&actor=&action=&from=&to=&number=S-77&email=&card=&pin=864213\
-         &csv=number%2Cname%0AS-78%2CMallory&confirm=on&skip_invalid=on&reason=pwned&faculty="
+         &csv=number%2Cname%0AS-78%2CMallory&confirm=on&skip_invalid=on&reason=pwned&faculty=&active=true"
     )
 }
 

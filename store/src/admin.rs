@@ -150,6 +150,12 @@ impl Store {
         Ok(record)
     }
 
+    /// Deactivated faculty members (id, name), by name: the board does not list them.
+    pub async fn inactive_faculty(&self) -> Result<Vec<(i64, String)>> {
+        let sql = "SELECT id, name FROM faculty WHERE NOT active ORDER BY name, id";
+        Ok(on_db!(&self.db, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+
     /// A faculty member's record as admins edit it.
     pub async fn faculty_record(&self, id: i64) -> Result<Option<domain::faculty::FacultyRecord>> {
         let row: Option<RecordRow> =
@@ -217,6 +223,56 @@ impl Store {
         tx.commit().await?;
         self.bus.publish(vec![event]);
         Ok(Edit::Saved(after))
+    }
+
+    /// Deactivates (`false`) or reactivates faculty member `id`: the row stays (their history
+    /// and audit keep pointing at it), the board drops or shows the card live (the event carries
+    /// `active`), requests are refused while inactive. A faculty member with open requests is not
+    /// deactivated (`Conflict`): those are cancelled with a reason first, which the students see.
+    pub async fn set_faculty_active(
+        &self,
+        id: i64,
+        active: bool,
+        audit: &crate::AuditEntry,
+    ) -> Result<domain::FacultyView> {
+        let now = now_ms();
+        let open = domain::consultation::State::ALL
+            .iter()
+            .filter(|s| !s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let count_open = format!("SELECT COUNT(*) FROM requests WHERE faculty_id = $1 AND state IN ({open})");
+        let waiting: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(&count_open).bind(id).fetch_one(&mut **c).await?);
+        if !active && waiting > 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!(
+                "They have {waiting} open request(s): cancel them on the Consultations page first (the students are told why)."
+            )));
+        }
+        let n = on_tx!(&mut tx, c => {
+            sqlx::query("UPDATE faculty SET active = $1, version = version + 1 WHERE id = $2 AND active <> $1")
+                .bind(active)
+                .bind(id)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            tx.rollback().await?;
+            return match self.faculty(id).await? {
+                Some(view) => Ok(view),
+                None => Err(StoreError::NotFound(format!("no faculty member {id}"))),
+            };
+        }
+        let event = crate::requests::log_faculty_view(&mut tx, id, now, "admin").await?;
+        on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
+        tx.commit().await?;
+        let view = event.faculty.clone();
+        self.bus.publish(vec![event]);
+        Ok(view)
     }
 
     /// Sets (`Some`) or clears (`None`) faculty member `id`'s status override and re-derives the

@@ -18,7 +18,7 @@ impl Store {
     /// Every faculty member, and the id of the newest status event the read includes — read in one
     /// transaction, so that the events after `cursor` are exactly the changes the snapshot lacks.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let sql = format!("{VIEW_SELECT} ORDER BY f.name, f.id");
+        let sql = format!("{VIEW_SELECT} WHERE f.active ORDER BY f.name, f.id");
         let mut tx = self.read_tx().await?;
         let (cursor, rows): (i64, Vec<ViewRow>) = on_tx!(&mut tx, c => (
             sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&mut **c).await?,
@@ -32,7 +32,7 @@ impl Store {
     /// Up to `limit` events after `cursor`, oldest first, each with the faculty row as of that event.
     pub async fn events_after(&self, cursor: i64, limit: i64) -> Result<Vec<FacultyEvent>> {
         let sql = "SELECT e.id AS event_id, f.id, f.name, f.department, e.status, e.present, e.busy, e.desk_online, \
-                   e.last_seen, e.changed_at, e.waiting, f.override_note AS note, f.override_expires_at AS until_at, e.version \
+                   e.last_seen, e.changed_at, e.waiting, f.override_note AS note, f.override_expires_at AS until_at, f.active, e.version \
                    FROM status_events e JOIN faculty f ON f.id = e.faculty_id \
                    WHERE e.id > $1 ORDER BY e.id LIMIT $2";
         let rows: Vec<EventRow> =
@@ -50,7 +50,7 @@ impl Store {
     /// Colleagues of faculty member `id` in the same department who are available now.
     pub async fn available_colleagues(&self, id: i64) -> Result<Vec<FacultyView>> {
         let sql = format!(
-            "{VIEW_SELECT} WHERE f.status = 'available' AND f.id <> $1 \
+            "{VIEW_SELECT} WHERE f.active AND f.status = 'available' AND f.id <> $1 \
              AND f.department = (SELECT department FROM faculty WHERE id = $1) ORDER BY f.name LIMIT 5"
         );
         let rows: Vec<ViewRow> = on_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await?);

@@ -191,7 +191,7 @@ impl Store {
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
         lock_student(&mut tx, new.student_id).await?;
-        let Some(f) = faculty_row(&mut tx, new.faculty_id).await? else {
+        let Some(f) = faculty_row(&mut tx, new.faculty_id).await?.filter(|f| f.active) else {
             tx.rollback().await?;
             return Err(PlaceError::NoFaculty);
         };

@@ -59,7 +59,7 @@ impl DeskRow {
 }
 
 pub(crate) const FACULTY_COLUMNS: &str = "id, name, department, status, \
-     override_status, override_note, override_expires_at, changed_at, waiting, version";
+     override_status, override_note, override_expires_at, changed_at, waiting, active, version";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct FacultyRow {
@@ -72,6 +72,7 @@ pub(crate) struct FacultyRow {
     pub override_expires_at: Option<i64>,
     pub changed_at: i64,
     pub waiting: i64,
+    pub active: bool,
     pub version: i64,
 }
 
@@ -95,6 +96,7 @@ impl FacultyRow {
             admin_override: self.admin_override(),
             changed_at: self.changed_at,
             waiting: self.waiting,
+            active: self.active,
             version: self.version,
         })
     }
@@ -102,7 +104,7 @@ impl FacultyRow {
 
 pub(crate) const VIEW_SELECT: &str = "SELECT f.id, f.name, f.department, f.status, f.present, f.busy, \
      f.desk_online, d.last_seen, f.changed_at, f.waiting, f.override_note AS note, f.override_expires_at AS until_at, \
-     f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
+     f.active, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct ViewRow {
@@ -119,6 +121,7 @@ pub(crate) struct ViewRow {
     /// The override's note and end (NULL without an override: they are cleared with it).
     pub note: Option<String>,
     pub until_at: Option<i64>,
+    pub active: bool,
     pub version: i64,
 }
 
@@ -143,6 +146,7 @@ impl TryFrom<ViewRow> for FacultyView {
             waiting: r.waiting,
             note: r.note.filter(|n| !n.is_empty()),
             until: r.until_at,
+            active: r.active,
             version: r.version,
         })
     }

@@ -102,6 +102,7 @@ conformance!(
     an_override_ranks_above_the_desk_and_ends_once,
     the_audit_log_filters_by_actor_action_and_time,
     admins_list_requests_by_state_faculty_and_time_and_cancel_with_a_reason,
+    a_deactivated_faculty_member_leaves_the_board_and_takes_no_requests,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -773,4 +774,45 @@ async fn admins_list_requests_by_state_faculty_and_time_and_cancel_with_a_reason
         .unwrap();
     assert_eq!(log.len(), 1);
     assert!(log[0].detail.as_deref().is_some_and(|d| d.contains("Office closed today")), "{:?}", log[0].detail);
+}
+
+async fn a_deactivated_faculty_member_leaves_the_board_and_takes_no_requests(db: TestDb) {
+    let store = &db.store;
+    let f = store
+        .add_faculty(&store::NewFaculty { name: "Emmy Noether".into(), department: "Maths".into(), email: None })
+        .await
+        .unwrap();
+    let s = student(store, "DA1").await;
+    let entry =
+        |action: &str| store::AuditEntry { actor: "admin:ada".into(), action: action.into(), ..Default::default() };
+    // Open requests first: refused, nothing changed.
+    let r = store.place_request(&ask(s, f, true)).await.unwrap();
+    let before = view(store, f).await;
+    let err = store.set_faculty_active(f, false, &entry("faculty_deactivated")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("1 open request")), "{err:?}");
+    assert_eq!(view(store, f).await, before);
+    store.change_request(r.id, domain::consultation::Input::Cancel, &store::Actor::Student(s), None).await.unwrap();
+
+    let mut events = store.bus().subscribe();
+    let v = store.set_faculty_active(f, false, &entry("faculty_deactivated")).await.unwrap();
+    assert!(!v.active && v.version > before.version);
+    let published = events.recv().await.unwrap();
+    assert!(published.faculty.id == f && !published.faculty.active, "the board hears it");
+    assert!(!store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f), "not on the board");
+    assert_eq!(store.inactive_faculty().await.unwrap(), [(f, "Emmy Noether".to_owned())]);
+    assert!(matches!(store.place_request(&ask(s, f, true)).await, Err(store::PlaceError::NoFaculty)));
+    // Twice: nothing more.
+    let again = store.set_faculty_active(f, false, &entry("faculty_deactivated")).await.unwrap();
+    assert_eq!(again.version, v.version);
+
+    let back = store.set_faculty_active(f, true, &entry("faculty_reactivated")).await.unwrap();
+    assert!(back.active && back.version > v.version);
+    assert!(store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f));
+    store.place_request(&ask(s, f, true)).await.unwrap();
+    let log = store
+        .audit_search(&store::AuditFilter { actor: Some("admin:ada".into()), ..Default::default() }, 10)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["faculty_reactivated", "faculty_deactivated"]);
 }

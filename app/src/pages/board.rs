@@ -48,6 +48,8 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
         faculty
             .read()
             .iter()
+            // A deactivated row stays in the list (its version keeps older events out), unseen.
+            .filter(|f| f.active)
             .filter(|f| st.is_none_or(|s| f.status == s))
             .filter(|f| q.is_empty() || f.name.to_lowercase().contains(&q) || f.department.to_lowercase().contains(&q))
             .cloned()
@@ -55,7 +57,7 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
     });
     let counts = move || {
         let list = faculty.read();
-        Status::ALL.map(|s| (s, list.iter().filter(|f| f.status == s).count()))
+        Status::ALL.map(|s| (s, list.iter().filter(|f| f.active && f.status == s).count()))
     };
     let base = if kiosk { "/kiosk" } else { "/" };
 

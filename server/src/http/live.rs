@@ -222,6 +222,7 @@ mod tests {
             waiting: 0,
             note: None,
             until: None,
+            active: true,
             version,
         };
         FacultyEvent { id, faculty }

@@ -3,8 +3,8 @@
 
 use super::{AdminFrame, field_error, form_error, refusal};
 use crate::admin::{
-    AdminFacultyCreate, AdminFacultySave, AdminOverrideClear, AdminOverrideSet, FacultyDetail, FacultyList, Saved,
-    admin_faculty, admin_faculty_record,
+    AdminFacultyActive, AdminFacultyCreate, AdminFacultySave, AdminOverrideClear, AdminOverrideSet, FacultyDetail,
+    FacultyList, Saved, admin_faculty, admin_faculty_record,
 };
 use crate::format::override_line;
 use crate::live::Link;
@@ -22,7 +22,21 @@ pub fn FacultyListPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {
-                        Ok(data) => view! { <FacultyTable data /> <AddFaculty /> }.into_any(),
+                        Ok(data) => {
+                            let inactive = data.inactive.clone();
+                            view! {
+                                <FacultyTable data />
+                                {(!inactive.is_empty()).then(|| view! {
+                                    <p class="muted" data-testid="inactive">"Deactivated (not on the board): "
+                                        {inactive.into_iter().map(|(id, name)| view! {
+                                            <a class="colleague" href=format!("/admin/faculty/{id}")>{name}</a>
+                                        }).collect_view()}
+                                    </p>
+                                })}
+                                <AddFaculty />
+                            }
+                            .into_any()
+                        }
                         Err(e) => refusal(e),
                     }
                 })}
@@ -49,6 +63,7 @@ fn FacultyTable(data: FacultyList) -> impl IntoView {
         faculty
             .read()
             .iter()
+            .filter(|f| f.active)
             .filter(|f| {
                 q.is_empty()
                     || f.name.to_lowercase().contains(&q)
@@ -292,6 +307,7 @@ fn EditFaculty(detail: FacultyDetail) -> impl IntoView {
             {form_error(value, &FIELDS)}
         </section>
         {move || clash.get().map(|c| view! { <ConflictPanel form clash=c id save close=move || clash.set(None) /> })}
+        <ActivePanel id active=detail.view.active />
         <OverridePanel view=detail.view now=detail.now />
     }
     // Type-erased: the whole page's view type is otherwise too deep for the compiler's query limit.
@@ -372,6 +388,35 @@ fn ConflictPanel(
                 <button type="button" on:click=keep_mine>"Keep mine"</button>
                 <button type="button" class="secondary" on:click=take_theirs>"Take theirs"</button>
             </div>
+        </section>
+    }
+    .into_any()
+}
+
+/// Deactivate (leaves the board, takes no requests; the history stays) or reactivate.
+#[component]
+fn ActivePanel(id: i64, active: bool) -> impl IntoView {
+    let change = ServerAction::<AdminFacultyActive>::new();
+    let active = RwSignal::new(active);
+    Effect::new(move |_| {
+        if let Some(Ok(v)) = change.value().get() {
+            active.set(v.active);
+        }
+    });
+    view! {
+        <section class="panel admin-form" aria-labelledby="active-h">
+            <h3 id="active-h">"On the board"</h3>
+            <p data-testid="active-state">{move || if active.get() {
+                "Active: on the board, taking requests."
+            } else {
+                "Deactivated: not on the board, takes no requests. Their history stays."
+            }}</p>
+            <ActionForm action=change>
+                <input type="hidden" name="id" value=id />
+                <input type="hidden" name="active" prop:value=move || (!active.get()).to_string() />
+                <button type="submit" class="secondary">{move || if active.get() { "Deactivate" } else { "Reactivate" }}</button>
+            </ActionForm>
+            {form_error(change.value(), &[])}
         </section>
     }
     .into_any()
