@@ -248,6 +248,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSULTEASE_REQUEST_EXPIRY", default_value = "4h", value_parser = parse_duration)]
     pub request_expiry: Duration,
 
+    /// The board's event log keeps this much history (`0s`: all of it). Older events are deleted
+    /// every hour; a live stream resuming from before them gets a snapshot.
+    #[arg(long, env = "CONSULTEASE_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
     /// A student signed in at a kiosk is signed out after this long without touching the screen
     /// (a countdown shows for the last 90 s).
     #[arg(long, env = "CONSULTEASE_KIOSK_IDLE", default_value = "120s", value_parser = parse_duration)]

@@ -10,6 +10,7 @@ pub mod http;
 pub mod mqtt;
 pub mod overrides;
 pub mod process;
+pub mod retention;
 pub mod sys;
 pub mod telemetry;
 

@@ -159,6 +159,50 @@ async fn far_behind_or_no_cursor_gets_a_snapshot_and_last_event_id_wins() {
     assert!(res.text().await.unwrap().contains("non-negative integer"));
 }
 
+/// The event log's retention: a stream resuming from a cursor whose next events were deleted gets a
+/// snapshot, never a replay with a hole; one resuming from at or after what was kept replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_the_kept_log_gets_a_snapshot_not_a_hole() {
+    let s = server(4096, 1000).await;
+    let store = s.store.clone();
+    let ids = desks(&store, 1).await;
+    let old_cursor = store.newest_event_id().await.unwrap();
+    store.apply(&(2..8).map(|seq| state_change(&ids[0], seq)).collect::<Vec<_>>()).await.unwrap();
+    let kept_from = store.newest_event_id().await.unwrap();
+    // Everything so far is "old" (before now + 1); the newest event is always kept.
+    let deleted = store.prune_events(store::now_ms() + 1).await.unwrap();
+    assert!(deleted >= 6, "{deleted}");
+    let watermark = store.events_pruned_through().await.unwrap();
+    assert_eq!(watermark, kept_from - 1);
+    store.apply(&[state_change(&ids[0], 8)]).await.unwrap();
+    let newest = store.newest_event_id().await.unwrap();
+
+    let ev = sse(&format!("{}/api/events?after={old_cursor}", s.url), None).await.next_event().await.unwrap();
+    assert_eq!((ev.event.as_str(), ev.id), ("snapshot", Some(newest.to_string())), "a snapshot, not a partial replay");
+    let mut replay = sse(&format!("{}/api/events?after={watermark}", s.url), None).await;
+    let got: Vec<Option<String>> = vec![replay.next_event().await.unwrap().id, replay.next_event().await.unwrap().id];
+    assert_eq!(got, [Some(kept_from.to_string()), Some(newest.to_string())], "what was kept replays");
+}
+
+/// `--event-retention` runs at start (and hourly): a server restarted with a short retention deletes
+/// what is older, keeps the newest event, counts what it deleted, and its board is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_timer_prunes_at_start_and_counts_it() {
+    let s = server(4096, 1000).await;
+    let ids = desks(&s.store, 2).await;
+    s.store.apply(&(2..6).map(|seq| state_change(&ids[0], seq)).collect::<Vec<_>>()).await.unwrap();
+    let newest = s.store.newest_event_id().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let s = s.stop_for_restart().await.event_retention(Duration::from_millis(10)).start().await;
+    testkit::eventually("old events are deleted at start", || async {
+        s.store.events_pruned_through().await.unwrap() == newest - 1
+    })
+    .await;
+    assert!(s.metrics().events_pruned.get() >= 5, "{}", s.metrics().events_pruned.get());
+    assert_eq!(s.store.snapshot().await.unwrap().faculty.len(), 2);
+    assert_eq!(s.store.newest_event_id().await.unwrap(), newest);
+}
+
 /// Original defect 4: an event was published before the cache was cleared, and a cached list served
 /// stale data. Here an event is published only after its commit and there is no cache: whoever
 /// reacts to an event by reading the board sees that change at least.

@@ -1,7 +1,7 @@
 //! Consistent reads: the board's snapshot with its cursor, and the event log after a cursor.
 
 use crate::rows::{VIEW_SELECT, ViewRow};
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 use domain::{FacultyEvent, FacultyView, Snapshot};
 
 #[derive(sqlx::FromRow)]
@@ -55,6 +55,48 @@ impl Store {
         );
         let rows: Vec<ViewRow> = on_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await?);
         rows.into_iter().map(FacultyView::try_from).collect()
+    }
+
+    /// Deletes the board's events older than `before` (Unix ms), oldest first, in transactions of at
+    /// most 10,000, never the newest event (the cursor every reader resumes from). Raises the
+    /// watermark [`Store::events_pruned_through`] in each transaction: a stream resuming from at
+    /// or below it gets a snapshot, never a replay with a hole. Returns how many were deleted.
+    pub async fn prune_events(&self, before: i64) -> Result<u64> {
+        // Ids grow with time (assigned under the write order at commit), so the events older than
+        // `before` are a prefix of the log by id: each round looks at the oldest 10,000 only (the
+        // primary key's order; no index on `at` to slow every insert).
+        const ROUND: i64 = 10_000;
+        let boundary = "SELECT MAX(c.id) FROM (SELECT id, at FROM status_events ORDER BY id LIMIT $2) c \
+                        WHERE c.at < $1 AND c.id < (SELECT MAX(id) FROM status_events)";
+        let mark = "INSERT INTO store_meta (key, value) VALUES ('events_pruned_through', $1) \
+                    ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+        let mut total = 0;
+        loop {
+            let mut tx = self.write_tx().await?;
+            let upto: Option<i64> =
+                on_tx!(&mut tx, c => sqlx::query_scalar(boundary).bind(before).bind(ROUND).fetch_one(&mut **c).await?);
+            let Some(upto) = upto else {
+                tx.rollback().await?;
+                return Ok(total);
+            };
+            let n = on_tx!(&mut tx, c => {
+                sqlx::query("DELETE FROM status_events WHERE id <= $1").bind(upto).execute(&mut **c).await?.rows_affected()
+            });
+            on_tx!(&mut tx, c => sqlx::query(mark).bind(upto.to_string()).execute(&mut **c).await.map(drop)?);
+            tx.commit().await?;
+            total += n;
+            if n < ROUND as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The newest event id deleted by [`Store::prune_events`] (0 when none was): events at or below
+    /// it are gone, so a reader whose cursor is below it cannot replay.
+    pub async fn events_pruned_through(&self) -> Result<i64> {
+        let sql = "SELECT value FROM store_meta WHERE key = 'events_pruned_through'";
+        let v: Option<String> = on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_optional(pool).await?);
+        v.map_or(Ok(0), |v| v.parse().map_err(|_| StoreError::Corrupt(format!("events_pruned_through {v:?}"))))
     }
 
     /// How many desk units are online now.

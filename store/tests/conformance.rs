@@ -103,6 +103,7 @@ conformance!(
     the_audit_log_filters_by_actor_action_and_time,
     admins_list_requests_by_state_faculty_and_time_and_cancel_with_a_reason,
     a_deactivated_faculty_member_leaves_the_board_and_takes_no_requests,
+    retention_deletes_old_events_keeps_the_newest_and_raises_the_watermark,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -815,4 +816,34 @@ async fn a_deactivated_faculty_member_leaves_the_board_and_takes_no_requests(db:
         .unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["faculty_reactivated", "faculty_deactivated"]);
+}
+
+async fn retention_deletes_old_events_keeps_the_newest_and_raises_the_watermark(db: TestDb) {
+    let store = &db.store;
+    assert_eq!(store.prune_events(store::now_ms() + 1).await.unwrap(), 0, "an empty log");
+    assert_eq!(store.events_pruned_through().await.unwrap(), 0);
+    let f = store
+        .add_faculty(&store::NewFaculty { name: "Rosalind Franklin".into(), department: "X".into(), email: None })
+        .await
+        .unwrap();
+    store.add_desk("ret1", f).await.unwrap();
+    store.apply(&[online("ret1", 1, 1, true)]).await.unwrap();
+    for seq in 2..=5 {
+        store.apply(&[state("ret1", 1, seq, seq % 2 == 0, false)]).await.unwrap();
+    }
+    let newest = store.newest_event_id().await.unwrap();
+    let before = store.events_after(0, 100).await.unwrap().len();
+    assert!(before >= 5);
+    // Nothing is older than an hour ago.
+    assert_eq!(store.prune_events(store::now_ms() - 3_600_000).await.unwrap(), 0);
+    // Everything is older than a moment from now, but the newest stays: readers resume from it.
+    let deleted = store.prune_events(store::now_ms() + 1).await.unwrap();
+    assert_eq!(deleted as usize, before - 1);
+    assert_eq!(store.newest_event_id().await.unwrap(), newest);
+    assert_eq!(store.events_after(0, 100).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [newest]);
+    assert_eq!(store.events_pruned_through().await.unwrap(), newest - 1);
+    // The board and its cursor are untouched.
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(snap.cursor, newest);
+    assert!(snap.faculty.iter().any(|x| x.id == f));
 }

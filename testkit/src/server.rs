@@ -33,6 +33,7 @@ pub struct TestServerBuilder {
     header_timeout: Duration,
     anonymous_desks: bool,
     mqtt_tls: Option<(std::net::SocketAddr, std::path::PathBuf, std::path::PathBuf)>,
+    event_retention: Duration,
 }
 
 impl TestServer {
@@ -49,6 +50,7 @@ impl TestServer {
             header_timeout: Duration::from_secs(10),
             anonymous_desks: true,
             mqtt_tls: None,
+            event_retention: Duration::ZERO,
         }
     }
 
@@ -191,6 +193,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// `--event-retention` (off unless set).
+    pub fn event_retention(mut self, keep: Duration) -> Self {
+        self.event_retention = keep;
+        self
+    }
+
     pub fn max_replay(mut self, n: i64) -> Self {
         self.max_replay = n;
         self
@@ -214,6 +222,7 @@ impl TestServerBuilder {
             kiosk_idle: Duration::from_secs(120),
             hold_expiry: Duration::from_secs(3600),
             request_expiry: Duration::from_secs(4 * 3600),
+            event_retention: self.event_retention,
             header_timeout: self.header_timeout,
             max_replay: self.max_replay,
             mqtt: MqttArgs {

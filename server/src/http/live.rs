@@ -182,8 +182,11 @@ impl LiveStream {
             Some(ev) => ev.id,
             None => self.store.newest_event_id().await?,
         };
-        if after > newest || events.len() as i64 > self.max_replay {
-            // From another database, or too far behind: a snapshot is cheaper than the replay.
+        // Read after the events: the watermark only grows, so if it is not above `after` now, no
+        // event after `after` was gone when they were read.
+        let pruned = self.store.events_pruned_through().await?;
+        if after > newest || events.len() as i64 > self.max_replay || after < pruned {
+            // From another database, too far behind, or older than the log kept: a snapshot.
             return self.snapshot().await;
         }
         self.last = after;

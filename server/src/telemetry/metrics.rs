@@ -44,6 +44,7 @@ pub struct Metrics {
     pub commit_batches: Counter,
     pub commit_errors: Counter,
     pub desks_timed_out: Counter,
+    pub events_pruned: Counter,
     pub commit_batch_size: Histogram,
     pub commit_duration_seconds: Histogram,
     pub apply_latency_seconds: Histogram,
@@ -85,6 +86,7 @@ impl Metrics {
             commit_batches: Counter::default(),
             commit_errors: Counter::default(),
             desks_timed_out: Counter::default(),
+            events_pruned: Counter::default(),
             commit_batch_size: Histogram::new(SIZES),
             commit_duration_seconds: Histogram::new(SECONDS),
             apply_latency_seconds: Histogram::new(SECONDS),
@@ -133,6 +135,11 @@ impl Metrics {
         r.register("commit_batches", "Transactions committed by the ingest", m.commit_batches.clone());
         r.register("commit_errors", "Failed ingest commits (retried)", m.commit_errors.clone());
         r.register("desks_timed_out", "Desks marked offline by the timeout", m.desks_timed_out.clone());
+        r.register(
+            "events_pruned",
+            "Board events deleted by the retention (--event-retention)",
+            m.events_pruned.clone(),
+        );
         r.register("commit_batch_size", "Desk messages per ingest transaction", m.commit_batch_size.clone());
         r.register(
             "commit_duration_seconds",
