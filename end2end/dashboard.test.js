@@ -150,6 +150,17 @@ test('an override set on the edit page shows on the public board, and clears', a
   const card = board.locator(`[data-faculty-id="${id}"]`);
   await card.locator('.word', { hasText: 'Available' }).waitFor({ timeout: 10_000 });
 
+  // Office hours, one slot per line (every day here, so that "today" is whatever day the test runs).
+  const week = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].map((d) => `${d} 00:00-24:00 Room E-12`).join('\n');
+  await admin.fill('#f-office_hours', 'Someday 10:00-11:00');
+  await admin.getByRole('button', { name: 'Save', exact: true }).click();
+  await admin.locator('#office_hours-error', { hasText: 'is not a day' }).waitFor({ timeout: 10_000 });
+  await admin.fill('#f-office_hours', week);
+  await admin.getByRole('button', { name: 'Save', exact: true }).click();
+  await admin.locator('.ok', { hasText: 'Saved (version' }).waitFor({ timeout: 10_000 });
+  await card.locator('.hours', { hasText: 'Office hours today 00:00–24:00, Room E-12' }).waitFor({ timeout: 10_000 });
+  ada.errors.length = 0; // (the 400 of the bad line was the point)
+
   await admin.selectOption('#ov-status', 'away');
   await admin.fill('#ov-note', 'At a conference');
   await admin.selectOption('#ov-minutes', '0');
@@ -198,13 +209,13 @@ test('a kiosk enrolled from the dashboard, and the audit page lists every action
 
   await hydrated(admin, '/admin/audit?action=faculty_edited');
   const rows = admin.locator('[data-testid=audit-table] tbody tr');
-  assert.equal(await rows.count(), 4);
+  assert.equal(await rows.count(), 5);
   const actors = await rows.locator('td:nth-child(2)').allTextContents();
   assert.ok(actors.includes('admin:ada') && actors.includes('admin:bob'), actors.join());
   const csv = await admin.getAttribute('a[download]', 'href');
   assert.equal(csv, '/api/admin/audit.csv?action=faculty_edited');
   const text = await admin.evaluate(async (href) => (await fetch(href)).text(), csv);
-  assert.equal(text.trim().split('\r\n').length, 5, text);
+  assert.equal(text.trim().split('\r\n').length, 6, text);
   await hydrated(admin, '/admin/audit');
   const actions = await admin.locator('[data-testid=audit-table] tbody tr').evaluateAll((trs) =>
     trs.map((tr) => tr.dataset.action),

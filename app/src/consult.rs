@@ -14,6 +14,9 @@ pub struct RequestForm {
     /// Available colleagues of the same department (when the faculty member is away or offline).
     pub colleagues: Vec<FacultyView>,
     pub signed_in: bool,
+    /// Their office hours as the card says them ("Next office hours Wed 09:30–11:00").
+    #[serde(default)]
+    pub hours: Option<String>,
 }
 
 /// What `/me` shows: the student's requests and, at a kiosk, a ticket link for each open one.
@@ -44,7 +47,9 @@ pub async fn get_request_form(faculty_id: i64) -> Result<RequestForm, AppError> 
                 Err(AppError::Unauthorized | AppError::Forbidden) => false,
                 Err(e) => return Err(e),
             };
-            Ok(RequestForm { faculty, colleagues, signed_in })
+            let now = store::now_ms();
+            let hours = crate::format::hours_line(&faculty, now, ctx.local.utc_offset_min(now));
+            Ok(RequestForm { faculty, colleagues, signed_in, hours })
         }
         .await,
     )

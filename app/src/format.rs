@@ -38,6 +38,23 @@ pub fn override_line(f: &FacultyView, now: i64) -> Option<String> {
     }
 }
 
+/// What the card says of office hours at `now` (local time `offset_min` ahead of UTC): today's
+/// that are not over ("Office hours today 14:00–16:00, B-204"), else, for someone not available,
+/// the next ones ("Next office hours Wed 09:30–11:00"); `None` without a schedule.
+pub fn hours_line(f: &FacultyView, now: i64, offset_min: i32) -> Option<String> {
+    use domain::schedule::{local, next, today, when};
+    let (weekday, minute) = local(now, offset_min);
+    let slots = today(&f.hours, weekday, minute);
+    if !slots.is_empty() {
+        let times: Vec<String> = slots.iter().map(|s| s.times()).collect();
+        return Some(format!("Office hours today {}", times.join("; ")));
+    }
+    if f.status == Status::Available {
+        return None;
+    }
+    next(&f.hours, weekday, minute).map(|(ahead, s)| format!("Next office hours {}", when(ahead, s)))
+}
+
 pub fn icon(status: Status) -> &'static str {
     match status {
         Status::Available => "✓",
@@ -66,6 +83,7 @@ mod tests {
             note: None,
             until: None,
             active: true,
+            hours: vec![],
             version: 1,
         }
     }
@@ -101,5 +119,18 @@ mod tests {
         assert_eq!(override_line(&f, 0).as_deref(), Some("In class · ends in 25 min"));
         f.note = None;
         assert_eq!(override_line(&f, 30 * 60_000).as_deref(), Some("Set by the office · ending now"));
+    }
+
+    #[test]
+    fn office_hours_say_today_or_the_next_ones() {
+        // 2026-11-30, a Monday, 13:05 UTC = 14:05 an hour east.
+        let now = 1_796_043_900_000;
+        let mut f = view(Status::Away, None, 0);
+        assert_eq!(hours_line(&f, now, 60), None, "no schedule, nothing said");
+        f.hours = domain::schedule::parse("Mon 14:00-16:00 B-204\nWed 09:30-11:00").unwrap();
+        assert_eq!(hours_line(&f, now, 60).as_deref(), Some("Office hours today 14:00–16:00, B-204"));
+        assert_eq!(hours_line(&f, now, 180).as_deref(), Some("Next office hours Wed 09:30–11:00"), "16:05: over");
+        f.status = Status::Available;
+        assert_eq!(hours_line(&f, now, 180), None, "available: the next ones are not news");
     }
 }

@@ -10,6 +10,8 @@ pub struct BoardData {
     pub snapshot: domain::Snapshot,
     /// Unix ms when the snapshot was read.
     pub now: i64,
+    /// Minutes the university's local time is ahead of UTC (office hours are local times).
+    pub utc_offset_min: i32,
 }
 
 #[server(endpoint = "board")]
@@ -18,7 +20,8 @@ pub async fn get_board() -> Result<BoardData, AppError> {
         async {
             let ctx = crate::ssr::AppContext::current()?;
             let snapshot = ctx.store.snapshot().await?;
-            Ok(BoardData { snapshot, now: store::now_ms() })
+            let now = store::now_ms();
+            Ok(BoardData { snapshot, now, utc_offset_min: ctx.local.utc_offset_min(now) })
         }
         .await,
     )

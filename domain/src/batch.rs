@@ -49,6 +49,8 @@ pub struct FacultyState {
     pub waiting: i64,
     /// Deactivated rows still follow their desk (carried into every event of the row).
     pub active: bool,
+    /// Office hours (carried into every event of the row).
+    pub hours: Vec<crate::schedule::Slot>,
     pub version: i64,
 }
 
@@ -197,6 +199,7 @@ fn faculty_view(f: &FacultyState, desk: &DeskRecord, last_seen: Option<i64>, now
         note: active.and_then(|ov| Some(ov.note.clone()).filter(|n| !n.is_empty())),
         until: active.and_then(|ov| ov.expires_at),
         active: f.active,
+        hours: f.hours.clone(),
         version: f.version + 1,
     }
 }
@@ -221,6 +224,7 @@ mod tests {
             changed_at: 0,
             waiting: 0,
             active: true,
+            hours: vec![],
             version: 4,
         };
         (desks, HashMap::from([(1, ada)]))

@@ -14,6 +14,9 @@ pub struct FacultyFields {
     pub room: Option<String>,
     #[serde(default)]
     pub photo_url: Option<String>,
+    /// Weekly office hours, one slot per line (`domain::schedule`), as `check` writes them back.
+    #[serde(default)]
+    pub office_hours: Option<String>,
 }
 
 /// A faculty member's record with the version an edit must name.
@@ -75,7 +78,14 @@ pub fn check(f: &FacultyFields) -> Result<FacultyFields, FieldError> {
     {
         return Err(field("photo_url", "The photo must be an http(s) address of at most 500 characters."));
     }
-    Ok(FacultyFields { name, department, email, room, photo_url })
+    let office_hours = match optional(&f.office_hours) {
+        None => None,
+        Some(text) => {
+            let slots = crate::schedule::parse(&text).map_err(|errors| field("office_hours", errors.join("; ")))?;
+            Some(crate::schedule::format(&slots)).filter(|t| !t.is_empty())
+        }
+    };
+    Ok(FacultyFields { name, department, email, room, photo_url, office_hours })
 }
 
 /// An admin's status override from what the API takes: a status, a note (at most 80 characters,
@@ -99,7 +109,7 @@ pub fn check_override(
 }
 
 /// The fields of [`FacultyFields`] by name, in form order.
-pub const FIELDS: [&str; 5] = ["name", "department", "email", "room", "photo_url"];
+pub const FIELDS: [&str; 6] = ["name", "department", "email", "room", "photo_url", "office_hours"];
 
 impl FacultyFields {
     /// Field `name`'s value, trimmed; an empty optional field is `""`.
@@ -110,6 +120,7 @@ impl FacultyFields {
             "email" => self.email.as_deref(),
             "room" => self.room.as_deref(),
             "photo_url" => self.photo_url.as_deref(),
+            "office_hours" => self.office_hours.as_deref(),
             _ => None,
         };
         v.unwrap_or_default().trim()
@@ -124,6 +135,7 @@ impl FacultyFields {
             "email" => self.email = opt(),
             "room" => self.room = opt(),
             "photo_url" => self.photo_url = opt(),
+            "office_hours" => self.office_hours = opt(),
             _ => {}
         }
     }
@@ -203,12 +215,8 @@ mod tests {
         // Few values per field, so that the sides often agree or collide.
         let v = || prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned())];
         let o = || proptest::option::of(v());
-        (v(), v(), o(), o(), o()).prop_map(|(name, department, email, room, photo_url)| FacultyFields {
-            name,
-            department,
-            email,
-            room,
-            photo_url,
+        (v(), v(), o(), o(), o(), o()).prop_map(|(name, department, email, room, photo_url, office_hours)| {
+            FacultyFields { name, department, email, room, photo_url, office_hours }
         })
     }
 

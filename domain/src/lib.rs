@@ -6,6 +6,7 @@
 //! - [`consultation`]: a consultation request's life (a state machine) and its rules.
 //! - [`clock`]: a desk's (boot, seq) clock and its ordering.
 //! - [`desk`]: how a desk message changes a desk's recorded state (stale, duplicate, reordered).
+//! - [`schedule`]: office hours, written and read one slot per line, and what the board says.
 //! - [`roster`]: what a student record is; checking an import row by row.
 //! - [`status`]: how a faculty member's status is derived (admin override > desk).
 //! - [`time`]: UTC dates and times from and to Unix ms (the audit log's times).
@@ -22,6 +23,7 @@ pub mod faculty;
 pub mod model;
 pub mod protocol;
 pub mod roster;
+pub mod schedule;
 pub mod status;
 pub mod time;
 

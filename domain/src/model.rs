@@ -30,6 +30,9 @@ pub struct FacultyView {
     /// older events) but show it nowhere. Omitted while `true`.
     #[serde(default = "active", skip_serializing_if = "is_active")]
     pub active: bool,
+    /// Weekly office hours (the board says "office hours today …" in the university's local time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours: Vec<crate::schedule::Slot>,
     /// Bumps on every committed change of this row; readers drop anything older than they hold.
     pub version: i64,
 }
@@ -189,6 +192,7 @@ mod tests {
             note: None,
             until: None,
             active: true,
+            hours: vec![],
             version,
         }
     }

@@ -235,6 +235,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSULTEASE_PUBLIC_URL")]
     pub public_url: Option<url::Url>,
 
+    /// The university's time zone (IANA name, e.g. `Europe/Berlin`): office hours are local times.
+    /// Default: the machine's (`TZ`, else `/etc/localtime`).
+    #[arg(long, env = "CONSULTEASE_TIMEZONE", value_parser = parse_zone)]
+    pub timezone: Option<jiff::tz::TimeZone>,
+
     /// How many password/PIN hashes may run at once (each is ~20 MiB and tens of milliseconds of a
     /// core): a sign-in flood waits here instead of starving the rest of the server.
     #[arg(long, env = "CONSULTEASE_HASH_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -363,18 +368,24 @@ pub struct MqttArgs {
     pub batch_delay: Duration,
 }
 
-/// `90s`, `2m`, `500ms`, `1h`; a bare number is seconds.
+fn parse_zone(s: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(s).map_err(|_| format!("{s:?} is not a time zone (an IANA name such as Europe/Berlin)"))
+}
+
+/// `90s`, `2m`, `500ms`, `1h`, `30d`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 500ms or 2m"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 500ms, 2m or 30d"))?;
+    let seconds = |per: u64| n.checked_mul(per).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long"));
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)")),
     }
 }
 
@@ -406,6 +417,16 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Regression: `--event-retention`'s default `30d` did not parse (no `d` unit), so the
+    /// server would not start without the flag. Every default must parse.
+    #[test]
+    fn every_default_parses() {
+        let Command::Serve(args) = Command::default() else { panic!("serve is the default") };
+        assert_eq!(args.event_retention, Duration::from_secs(30 * 86_400));
+        assert!(args.timezone.is_none());
+        assert!(parse_zone("Europe/Berlin").is_ok() && parse_zone("Mars/Olympus").is_err());
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
@@ -413,7 +434,10 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err(), "too large: an error, not an overflow");
+        assert!(parse_duration(&format!("{}d", u64::MAX / 2)).is_err());
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     let (origins, cookies, public_url) = web_security(&args);
     state.origins = Arc::new(origins);
     state.public_url = public_url;
+    if let Some(zone) = &args.timezone {
+        state.zone = zone.clone();
+    }
+    tracing::info!(timezone = state.zone.iana_name().unwrap_or("(no name)"), "office hours are local times here");
     state.cookies = cookies;
     if state.assets.is_none() {
         tracing::warn!(site_root = %args.site_root.display(), "no browser bundle manifest: pages will not hydrate until `cargo xtask build` has run");

@@ -41,7 +41,8 @@ pub enum Edit<T> {
     Conflict(T),
 }
 
-const RECORD_SELECT: &str = "SELECT id, name, department, email, room, photo_url, version FROM faculty WHERE id = $1";
+const RECORD_SELECT: &str =
+    "SELECT id, name, department, email, room, photo_url, office_hours, version FROM faculty WHERE id = $1";
 
 #[derive(sqlx::FromRow)]
 struct RecordRow {
@@ -51,6 +52,7 @@ struct RecordRow {
     email: Option<String>,
     room: Option<String>,
     photo_url: Option<String>,
+    office_hours: Option<String>,
     version: i64,
 }
 
@@ -62,6 +64,7 @@ impl RecordRow {
             email: self.email,
             room: self.room,
             photo_url: self.photo_url,
+            office_hours: self.office_hours,
         };
         domain::faculty::FacultyRecord { id: self.id, fields, version: self.version }
     }
@@ -118,14 +121,15 @@ impl Store {
         let mut tx = self.event_tx().await?;
         let res: std::result::Result<i64, sqlx::Error> = on_tx!(&mut tx, c => {
             sqlx::query_scalar(
-                "INSERT INTO faculty (name, department, email, room, photo_url, changed_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                "INSERT INTO faculty (name, department, email, room, photo_url, office_hours, changed_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
             )
             .bind(&fields.name)
             .bind(&fields.department)
             .bind(fields.email.as_deref())
             .bind(fields.room.as_deref())
             .bind(fields.photo_url.as_deref())
+            .bind(fields.office_hours.as_deref())
             .bind(now)
             .fetch_one(&mut **c)
             .await
@@ -190,13 +194,14 @@ impl Store {
         let res = on_tx!(&mut tx, c => {
             sqlx::query(
                 "UPDATE faculty SET name = $1, department = $2, email = $3, room = $4, photo_url = $5, \
-                 changed_at = changed_at, version = version + 1 WHERE id = $6 AND version = $7",
+                 office_hours = $6, version = version + 1 WHERE id = $7 AND version = $8",
             )
             .bind(&fields.name)
             .bind(&fields.department)
             .bind(fields.email.as_deref())
             .bind(fields.room.as_deref())
             .bind(fields.photo_url.as_deref())
+            .bind(fields.office_hours.as_deref())
             .bind(id)
             .bind(version)
             .execute(&mut **c)

@@ -32,7 +32,7 @@ impl Store {
     /// Up to `limit` events after `cursor`, oldest first, each with the faculty row as of that event.
     pub async fn events_after(&self, cursor: i64, limit: i64) -> Result<Vec<FacultyEvent>> {
         let sql = "SELECT e.id AS event_id, f.id, f.name, f.department, e.status, e.present, e.busy, e.desk_online, \
-                   e.last_seen, e.changed_at, e.waiting, f.override_note AS note, f.override_expires_at AS until_at, f.active, e.version \
+                   e.last_seen, e.changed_at, e.waiting, f.override_note AS note, f.override_expires_at AS until_at, f.active, f.office_hours, e.version \
                    FROM status_events e JOIN faculty f ON f.id = e.faculty_id \
                    WHERE e.id > $1 ORDER BY e.id LIMIT $2";
         let rows: Vec<EventRow> =

@@ -59,7 +59,7 @@ impl DeskRow {
 }
 
 pub(crate) const FACULTY_COLUMNS: &str = "id, name, department, status, \
-     override_status, override_note, override_expires_at, changed_at, waiting, active, version";
+     override_status, override_note, override_expires_at, changed_at, waiting, active, office_hours, version";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct FacultyRow {
@@ -73,7 +73,14 @@ pub(crate) struct FacultyRow {
     pub changed_at: i64,
     pub waiting: i64,
     pub active: bool,
+    pub office_hours: Option<String>,
     pub version: i64,
+}
+
+/// The slots of a stored schedule (written by `domain::faculty::check`, so it parses; anything
+/// else reads as none rather than failing the board).
+pub(crate) fn hours(text: Option<&str>) -> Vec<domain::schedule::Slot> {
+    text.and_then(|t| domain::schedule::parse(t).ok()).unwrap_or_default()
 }
 
 impl FacultyRow {
@@ -97,6 +104,7 @@ impl FacultyRow {
             changed_at: self.changed_at,
             waiting: self.waiting,
             active: self.active,
+            hours: hours(self.office_hours.as_deref()),
             version: self.version,
         })
     }
@@ -104,7 +112,7 @@ impl FacultyRow {
 
 pub(crate) const VIEW_SELECT: &str = "SELECT f.id, f.name, f.department, f.status, f.present, f.busy, \
      f.desk_online, d.last_seen, f.changed_at, f.waiting, f.override_note AS note, f.override_expires_at AS until_at, \
-     f.active, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
+     f.active, f.office_hours, f.version FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct ViewRow {
@@ -122,6 +130,7 @@ pub(crate) struct ViewRow {
     pub note: Option<String>,
     pub until_at: Option<i64>,
     pub active: bool,
+    pub office_hours: Option<String>,
     pub version: i64,
 }
 
@@ -147,6 +156,7 @@ impl TryFrom<ViewRow> for FacultyView {
             note: r.note.filter(|n| !n.is_empty()),
             until: r.until_at,
             active: r.active,
+            hours: hours(r.office_hours.as_deref()),
             version: r.version,
         })
     }

@@ -104,6 +104,7 @@ conformance!(
     admins_list_requests_by_state_faculty_and_time_and_cancel_with_a_reason,
     a_deactivated_faculty_member_leaves_the_board_and_takes_no_requests,
     retention_deletes_old_events_keeps_the_newest_and_raises_the_watermark,
+    office_hours_are_saved_with_the_row_and_ride_on_every_event,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -846,4 +847,38 @@ async fn retention_deletes_old_events_keeps_the_newest_and_raises_the_watermark(
     let snap = store.snapshot().await.unwrap();
     assert_eq!(snap.cursor, newest);
     assert!(snap.faculty.iter().any(|x| x.id == f));
+}
+
+async fn office_hours_are_saved_with_the_row_and_ride_on_every_event(db: TestDb) {
+    let store = &db.store;
+    let f = store
+        .add_faculty(&store::NewFaculty { name: "Barbara McClintock".into(), department: "Bio".into(), email: None })
+        .await
+        .unwrap();
+    store.add_desk("oh1", f).await.unwrap();
+    let rec = store.faculty_record(f).await.unwrap().unwrap();
+    let fields = domain::faculty::check(&domain::faculty::FacultyFields {
+        office_hours: Some("wed 9:30-11:00\nMon 14:00-16:00 Room B-204".into()),
+        ..rec.fields.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        fields.office_hours.as_deref(),
+        Some("Mon 14:00-16:00 Room B-204\nWed 09:30-11:00"),
+        "written back canonical"
+    );
+    let audit = store::AuditEntry { actor: "admin:ada".into(), action: "faculty_edited".into(), ..Default::default() };
+    let store::Edit::Saved(saved) = store.edit_faculty(f, rec.version, &fields, &audit).await.unwrap() else {
+        panic!("saved")
+    };
+    assert_eq!(saved.fields.office_hours, fields.office_hours);
+    let hours = view(store, f).await.hours;
+    assert_eq!((hours.len(), hours[0].weekday, hours[0].location.as_deref()), (2, 0, Some("Room B-204")));
+    // A desk's change (the ingest's own path, not a re-read) carries them too.
+    let mut events = store.bus().subscribe();
+    store.apply(&[online("oh1", 1, 1, true)]).await.unwrap();
+    let ev = events.recv().await.unwrap();
+    assert_eq!((ev.faculty.id, ev.faculty.hours.len()), (f, 2));
+    let replayed = store.events_after(0, 100).await.unwrap();
+    assert!(replayed.iter().filter(|e| e.faculty.id == f).all(|e| e.faculty.hours.len() == 2));
 }

@@ -218,6 +218,7 @@ impl TestServerBuilder {
             site_root: dir.path().join("site"),
             demo: false,
             public_url: None,
+            timezone: None,
             hash_concurrency: 2,
             kiosk_idle: Duration::from_secs(120),
             hold_expiry: Duration::from_secs(3600),

@@ -3,7 +3,7 @@
 //! Rendered on the server from one snapshot; once hydrated, the browser follows the event stream
 //! from the snapshot's cursor (see `crate::live`) and applies only newer versions.
 
-use crate::format::{age_line, icon, override_line};
+use crate::format::{age_line, hours_line, icon, override_line};
 use crate::live::Link;
 use crate::server_fns::{BoardData, get_board};
 use domain::{FacultyView, Status};
@@ -34,6 +34,7 @@ pub fn BoardPage(#[prop(optional)] kiosk: bool) -> impl IntoView {
 fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
     let faculty = RwSignal::new(data.snapshot.faculty);
     let now = RwSignal::new(data.now);
+    let offset = data.utc_offset_min;
     let link = RwSignal::new(Link::Connecting);
     let announce = RwSignal::new(String::new());
     #[cfg(feature = "hydrate")]
@@ -93,7 +94,7 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
             </div>
             <ul class="cards" aria-label="Faculty">
                 <For each=move || visible.get() key=|f| (f.id, f.version) let(f)>
-                    <Card f now />
+                    <Card f now offset />
                 </For>
             </ul>
             <Show when=move || visible.with(Vec::is_empty)>
@@ -149,7 +150,7 @@ fn SearchForm(
 }
 
 #[component]
-fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
+fn Card(f: FacultyView, now: RwSignal<i64>, offset: i32) -> impl IntoView {
     let (id, version, status) = (f.id, f.version, f.status);
     let (name, department, waiting) = (f.name.clone(), f.department.clone(), f.waiting);
     let ask_label = format!("Ask {} for a consultation", f.name);
@@ -157,6 +158,10 @@ fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
     let age = {
         let f = f.clone();
         move || age_line(&f, now.get())
+    };
+    let hours = {
+        let f = f.clone();
+        move || hours_line(&f, now.get(), offset).map(|h| view! { <p class="hours">{h}</p> })
     };
     let note = move || override_line(&f, now.get());
     view! {
@@ -168,6 +173,7 @@ fn Card(f: FacultyView, now: RwSignal<i64>) -> impl IntoView {
             <h3 class="name">{name}</h3>
             <p class="dept">{department}</p>
             {overridden.then(|| view! { <p class="override">{note}</p> })}
+            {hours}
             <p class="age">{age}</p>
             <p class="ask">
                 {(waiting > 0).then(|| view! { <span class="waiting">{format!("{waiting} waiting")}</span> })}

@@ -17,6 +17,14 @@ pub struct AppContext {
     pub public_url: String,
     /// The process's live numbers for the admin's system page.
     pub system: std::sync::Arc<dyn SystemProbe>,
+    /// The university's local time (office hours).
+    pub local: std::sync::Arc<dyn LocalClock>,
+}
+
+/// The university's time zone (`--timezone`), as the pages need it.
+pub trait LocalClock: Send + Sync + std::fmt::Debug {
+    /// Minutes the local time is ahead of UTC at `at_ms` (Unix ms).
+    fn utc_offset_min(&self, at_ms: i64) -> i32;
 }
 
 /// What only the server process knows (its broker connection, live streams, ingest counters),

@@ -226,6 +226,7 @@ mod tests {
             note: None,
             until: None,
             active: true,
+            hours: vec![],
             version,
         };
         FacultyEvent { id, faculty }

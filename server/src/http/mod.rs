@@ -58,6 +58,8 @@ pub struct AppState {
     pub frames: Arc<live::Frames>,
     /// Request events, routed to each student's streams.
     pub feeds: feeds::StudentFeeds,
+    /// The university's time zone (`--timezone`): office hours are its local times.
+    pub zone: jiff::tz::TimeZone,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -78,6 +80,7 @@ impl AppState {
         let bind: std::net::SocketAddr = ([127, 0, 0, 1], 3000).into();
         let public = url::Url::parse("http://127.0.0.1:3000").expect("a constant URL parses");
         AppState {
+            zone: jiff::tz::TimeZone::system(),
             auth: auth::Auth::new(store.clone(), hasher),
             feeds: feeds::StudentFeeds::new(store.clone()),
             cookies: app::ssr::session::Cookies { secure: true },
@@ -105,7 +108,19 @@ impl AppState {
             started: self.started,
             public_url: self.public_url.to_string(),
             system: Arc::new(Probe { metrics: self.metrics.clone(), ingest: self.ingest.clone() }),
+            local: Arc::new(Zone(self.zone.clone())),
         }
+    }
+}
+
+/// The university's local time, from `--timezone`.
+#[derive(Debug)]
+struct Zone(jiff::tz::TimeZone);
+
+impl app::ssr::LocalClock for Zone {
+    fn utc_offset_min(&self, at_ms: i64) -> i32 {
+        let at = jiff::Timestamp::from_millisecond(at_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        self.0.to_offset(at).seconds() / 60
     }
 }
 

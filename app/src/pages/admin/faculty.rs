@@ -174,7 +174,8 @@ fn label(field: &str) -> &'static str {
         "department" => "Department",
         "email" => "Email",
         "room" => "Room",
-        _ => "Photo URL",
+        "photo_url" => "Photo URL",
+        _ => "Office hours",
     }
 }
 
@@ -184,7 +185,7 @@ fn label(field: &str) -> &'static str {
 struct Form {
     version: RwSignal<i64>,
     base: RwSignal<FacultyFields>,
-    values: [RwSignal<String>; 5],
+    values: [RwSignal<String>; FIELDS.len()],
 }
 
 impl Form {
@@ -233,6 +234,7 @@ impl Form {
             email: f.email,
             room: f.room,
             photo_url: f.photo_url,
+            office_hours: f.office_hours,
         }
     }
 }
@@ -280,6 +282,19 @@ fn EditFaculty(detail: FacultyDetail) -> impl IntoView {
     let input = move |field: &'static str| {
         let sig = form.signal(field);
         let input_id = format!("f-{field}");
+        if field == "office_hours" {
+            return view! {
+                <div class="wide">
+                    <label for=input_id.clone()>{label(field)}</label>
+                    <textarea id=input_id name=field rows="4" placeholder="Mon 14:00-16:00 Room B-204\nWed 10:00-11:30"
+                        aria-describedby="hours-hint"
+                        prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev))></textarea>
+                    <p class="muted" id="hours-hint">"One slot per line: day, time span, and where (optional). Local time."</p>
+                    {field_error(value, field)}
+                </div>
+            }
+            .into_any();
+        }
         let kind = match field {
             "email" => "email",
             "photo_url" => "url",
@@ -293,6 +308,7 @@ fn EditFaculty(detail: FacultyDetail) -> impl IntoView {
                 {field_error(value, field)}
             </div>
         }
+        .into_any()
     };
     view! {
         <section class="panel admin-form" aria-labelledby="edit-h">
