@@ -17,6 +17,9 @@ pub struct RequestForm {
     /// Their office hours as the card says them ("Next office hours Wed 09:30–11:00").
     #[serde(default)]
     pub hours: Option<String>,
+    /// "Usually back around 13:10", for someone away with enough history.
+    #[serde(default)]
+    pub back: Option<String>,
 }
 
 /// What `/me` shows: the student's requests and, at a kiosk, a ticket link for each open one.
@@ -48,8 +51,17 @@ pub async fn get_request_form(faculty_id: i64) -> Result<RequestForm, AppError> 
                 Err(e) => return Err(e),
             };
             let now = store::now_ms();
-            let hours = crate::format::hours_line(&faculty, now, ctx.local.utc_offset_min(now));
-            Ok(RequestForm { faculty, colleagues, signed_in, hours })
+            let offset = ctx.local.utc_offset_min(now);
+            let hours = crate::format::hours_line(&faculty, now, offset);
+            let back = match faculty.status {
+                domain::Status::Away | domain::Status::Offline => {
+                    crate::server_fns::back(&ctx.store, Some(faculty.id), now, offset)
+                        .await?
+                        .line(faculty.id, now, offset)
+                }
+                _ => None,
+            };
+            Ok(RequestForm { faculty, colleagues, signed_in, hours, back })
         }
         .await,
     )

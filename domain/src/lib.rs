@@ -11,6 +11,7 @@
 //! - [`status`]: how a faculty member's status is derived (admin override > desk).
 //! - [`time`]: UTC dates and times from and to Unix ms (the audit log's times).
 //! - [`protocol`]: the desk-unit MQTT contract (topics, payloads, rejection reasons).
+//! - [`presence`]: when someone usually comes back, from their own history.
 //! - [`model`]: the types shared by the server and the browser.
 
 pub mod acl;
@@ -21,6 +22,7 @@ pub mod consultation;
 pub mod desk;
 pub mod faculty;
 pub mod model;
+pub mod presence;
 pub mod protocol;
 pub mod roster;
 pub mod schedule;

@@ -9,6 +9,7 @@ pub mod desk_sim;
 pub mod http;
 pub mod mqtt;
 pub mod overrides;
+pub mod presence;
 pub mod process;
 pub mod retention;
 pub mod sys;

@@ -87,6 +87,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     state.ingest = Some(ingest.status.clone());
     crate::consult::start(store.clone(), ingest.client.clone(), consult, state.shutdown.clone());
     crate::overrides::start(store.clone(), state.shutdown.clone());
+    crate::presence::start(store.clone(), state.shutdown.clone());
     crate::retention::start(store.clone(), args.event_retention, state.metrics.clone(), state.shutdown.clone());
 
     let listener = http::listener::listen(args.bind)

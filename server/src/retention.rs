@@ -26,7 +26,11 @@ pub fn start(
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match store.prune_events(store::now_ms().saturating_sub(keep_ms)).await {
+            let before = store::now_ms().saturating_sub(keep_ms);
+            if let Err(e) = store.prune_returns(before).await {
+                tracing::warn!(error = %e, "cannot delete old presence returns; trying again in an hour");
+            }
+            match store.prune_events(before).await {
                 Ok(0) => {}
                 Ok(n) => {
                     metrics.events_pruned.inc_by(n);

@@ -37,6 +37,7 @@ mod bus;
 mod error;
 mod ingest;
 mod meta;
+mod presence;
 mod read;
 mod requests;
 mod rows;

@@ -105,6 +105,7 @@ conformance!(
     a_deactivated_faculty_member_leaves_the_board_and_takes_no_requests,
     retention_deletes_old_events_keeps_the_newest_and_raises_the_watermark,
     office_hours_are_saved_with_the_row_and_ride_on_every_event,
+    returns_to_availability_are_drawn_from_the_log_once,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -881,4 +882,32 @@ async fn office_hours_are_saved_with_the_row_and_ride_on_every_event(db: TestDb)
     assert_eq!((ev.faculty.id, ev.faculty.hours.len()), (f, 2));
     let replayed = store.events_after(0, 100).await.unwrap();
     assert!(replayed.iter().filter(|e| e.faculty.id == f).all(|e| e.faculty.hours.len() == 2));
+}
+
+async fn returns_to_availability_are_drawn_from_the_log_once(db: TestDb) {
+    let store = &db.store;
+    let f = store
+        .add_faculty(&store::NewFaculty { name: "Lise".into(), department: "P".into(), email: None })
+        .await
+        .unwrap();
+    store.add_desk("rt1", f).await.unwrap();
+    // Online and present (available), away (not present), present again: one return after the first.
+    store.apply(&[online("rt1", 1, 1, true), state("rt1", 1, 2, true, false)]).await.unwrap();
+    assert!(store.record_returns(1000).await.unwrap() > 0);
+    let since = store::now_ms() - 60_000;
+    let before = store.faculty_returns_since(f, since).await.unwrap().len();
+    store.apply(&[state("rt1", 1, 3, false, false)]).await.unwrap();
+    store.apply(&[state("rt1", 1, 4, true, false)]).await.unwrap();
+    store.apply(&[state("rt1", 1, 5, true, true)]).await.unwrap(); // busy: not a return
+    store.record_returns(1000).await.unwrap();
+    let after = store.faculty_returns_since(f, since).await.unwrap();
+    assert_eq!(after.len(), before + 1, "the come-back after being away: {after:?}");
+    // Nothing new: a second pass reads nothing and records nothing twice.
+    assert_eq!(store.record_returns(1000).await.unwrap(), 0);
+    assert_eq!(store.returns_since(since).await.unwrap().len(), after.len());
+    // Imported history, and its retention.
+    store.add_returns(&[(f, 1_000), (f, 2_000)]).await.unwrap();
+    assert_eq!(store.faculty_returns_since(f, 0).await.unwrap().len(), after.len() + 2);
+    assert_eq!(store.prune_returns(1_500).await.unwrap(), 1);
+    assert_eq!(store.faculty_returns_since(f, 0).await.unwrap().len(), after.len() + 1);
 }

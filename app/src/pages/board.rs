@@ -35,6 +35,7 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
     let faculty = RwSignal::new(data.snapshot.faculty);
     let now = RwSignal::new(data.now);
     let offset = data.utc_offset_min;
+    let back = std::sync::Arc::new(data.back);
     let link = RwSignal::new(Link::Connecting);
     let announce = RwSignal::new(String::new());
     #[cfg(feature = "hydrate")]
@@ -94,7 +95,7 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
             </div>
             <ul class="cards" aria-label="Faculty">
                 <For each=move || visible.get() key=|f| (f.id, f.version) let(f)>
-                    <Card f now offset />
+                    <Card f now offset back=back.clone() />
                 </For>
             </ul>
             <Show when=move || visible.with(Vec::is_empty)>
@@ -150,7 +151,12 @@ fn SearchForm(
 }
 
 #[component]
-fn Card(f: FacultyView, now: RwSignal<i64>, offset: i32) -> impl IntoView {
+fn Card(
+    f: FacultyView,
+    now: RwSignal<i64>,
+    offset: i32,
+    back: std::sync::Arc<crate::server_fns::Back>,
+) -> impl IntoView {
     let (id, version, status) = (f.id, f.version, f.status);
     let (name, department, waiting) = (f.name.clone(), f.department.clone(), f.waiting);
     let ask_label = format!("Ask {} for a consultation", f.name);
@@ -163,6 +169,9 @@ fn Card(f: FacultyView, now: RwSignal<i64>, offset: i32) -> impl IntoView {
         let f = f.clone();
         move || hours_line(&f, now.get(), offset).map(|h| view! { <p class="hours">{h}</p> })
     };
+    let away = matches!(status, Status::Away | Status::Offline);
+    let back =
+        move || away.then(|| back.line(id, now.get(), offset)).flatten().map(|b| view! { <p class="back">{b}</p> });
     let note = move || override_line(&f, now.get());
     view! {
         <li class=format!("card {status}") data-faculty-id=id data-status=status.as_str() data-version=version>
@@ -174,6 +183,7 @@ fn Card(f: FacultyView, now: RwSignal<i64>, offset: i32) -> impl IntoView {
             <p class="dept">{department}</p>
             {overridden.then(|| view! { <p class="override">{note}</p> })}
             {hours}
+            {back}
             <p class="age">{age}</p>
             <p class="ask">
                 {(waiting > 0).then(|| view! { <span class="waiting">{format!("{waiting} waiting")}</span> })}

@@ -78,6 +78,7 @@ fn AskForm(form: RequestForm) -> impl IntoView {
             {(f.waiting > 0).then(|| format!(" · {} waiting", f.waiting))}
         </p>
         {form.hours.clone().map(|h| view! { <p class="status-line" data-testid="office-hours">{h}</p> })}
+        {form.back.clone().map(|b| view! { <p class="status-line" data-testid="usually-back">{b}</p> })}
         {if !form.signed_in {
             view! {
                 <p>"Please " <a href="/sign-in">"sign in"</a> " as a student to ask for a consultation."</p>
