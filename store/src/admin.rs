@@ -428,6 +428,138 @@ impl Store {
         tx.commit().await
     }
 
+    /// Binds desk `desk` to faculty member `to`, or with `None` unbinds it (the desk stays
+    /// registered with its credential; its reports then change no one's status). Both faculty
+    /// members' statuses are derived again from their desk (or none) and the board gets both
+    /// events, all in one transaction with the audit row. The newly bound faculty member's queue
+    /// version is raised above every other's, so the desk — which ignores a queue not newer than
+    /// the one it shows — takes their queue although it last showed someone else's.
+    pub async fn bind_desk(&self, desk: &str, to: Option<i64>, audit: &crate::AuditEntry) -> Result<()> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let from = desk_binding(&mut tx, desk).await?;
+        if from == to {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        if let Some(f) = to {
+            let target: Option<(bool, Option<String>)> = on_tx!(&mut tx, c => {
+                sqlx::query_as(
+                    "SELECT f.active, d.id FROM faculty f LEFT JOIN desks d ON d.faculty_id = f.id WHERE f.id = $1",
+                )
+                .bind(f)
+                .fetch_optional(&mut **c)
+                .await?
+            });
+            match target {
+                None | Some((false, _)) => {
+                    tx.rollback().await?;
+                    return Err(StoreError::NotFound(format!("no active faculty member {f}")));
+                }
+                Some((true, Some(other))) => {
+                    tx.rollback().await?;
+                    return Err(StoreError::Conflict(format!("faculty member {f} already has desk {other}")));
+                }
+                Some((true, None)) => {}
+            }
+        }
+        on_tx!(&mut tx, c => {
+            sqlx::query("UPDATE desks SET faculty_id = $1, version = version + 1 WHERE id = $2")
+                .bind(to)
+                .bind(desk)
+                .execute(&mut **c)
+                .await
+                .map(drop)?
+        });
+        let mut events = Vec::new();
+        if let Some(f) = from {
+            events.push(self.rederive_in(&mut tx, f, now).await?);
+        }
+        if let Some(f) = to {
+            on_tx!(&mut tx, c => {
+                sqlx::query("UPDATE faculty SET queue_version = (SELECT COALESCE(MAX(queue_version), 0) + 1 FROM faculty) WHERE id = $1")
+                    .bind(f)
+                    .execute(&mut **c)
+                    .await
+                    .map(drop)?
+            });
+            events.push(self.rederive_in(&mut tx, f, now).await?);
+        }
+        on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
+        tx.commit().await?;
+        self.bus.publish(events);
+        if let Some(f) = to {
+            self.queues_bus.publish_one(f);
+        }
+        Ok(())
+    }
+
+    /// Retires desk `desk`: its row and credential go (a connection made with it is dropped, it
+    /// cannot connect again); the faculty member it served has no desk from now (offline unless
+    /// an override says otherwise: the board gets the event). Its messages in the event log stay.
+    pub async fn retire_desk(&self, desk: &str, audit: &crate::AuditEntry) -> Result<()> {
+        let now = now_ms();
+        let _order = self.write_order.lock().await;
+        let mut tx = self.event_tx().await?;
+        let from = desk_binding(&mut tx, desk).await?;
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM desks WHERE id = $1").bind(desk).execute(&mut **c).await.map(drop)?);
+        let event = match from {
+            Some(f) => Some(self.rederive_in(&mut tx, f, now).await?),
+            None => None,
+        };
+        on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
+        tx.commit().await?;
+        self.bus.publish(event.into_iter().collect());
+        Ok(())
+    }
+
+    /// Faculty member `id`'s desk facts copied from the desk now bound to them (none: not present,
+    /// not busy, no desk online) and their status derived again with their override; the
+    /// board's event. Inside the caller's transaction.
+    async fn rederive_in(
+        &self,
+        tx: &mut crate::tx::Tx,
+        id: i64,
+        now: i64,
+    ) -> Result<std::sync::Arc<domain::FacultyEvent>> {
+        use domain::status::{DeskInputs, StatusInputs, derive};
+        let row: (String, Option<String>, Option<String>, Option<i64>) = on_tx!(tx, c => {
+            sqlx::query_as("SELECT status, override_status, override_note, override_expires_at FROM faculty WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut **c)
+                .await?
+        });
+        let desk: Option<(bool, bool, bool)> = on_tx!(tx, c => {
+            sqlx::query_as("SELECT online, present, busy FROM desks WHERE faculty_id = $1").bind(id).fetch_optional(&mut **c).await?
+        });
+        let ov = row.1.as_deref().and_then(domain::Status::parse).map(|status| domain::status::AdminOverride {
+            status,
+            note: row.2.clone().unwrap_or_default(),
+            expires_at: row.3,
+        });
+        let inputs = desk.map(|(online, present, busy)| DeskInputs { online, present, busy });
+        let status = derive(StatusInputs { desk: inputs, admin_override: ov.as_ref() }, now);
+        let (online, present, busy) = desk.unwrap_or_default();
+        on_tx!(tx, c => {
+            sqlx::query(
+                "UPDATE faculty SET status = $1, present = $2, busy = $3, desk_online = $4, \
+                 changed_at = CASE WHEN $5 THEN $6 ELSE changed_at END, version = version + 1 WHERE id = $7",
+            )
+            .bind(status.as_str())
+            .bind(present)
+            .bind(busy)
+            .bind(online)
+            .bind(row.0 != status.as_str())
+            .bind(now)
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map(drop)?
+        });
+        crate::requests::log_faculty_view(tx, id, now, "admin").await
+    }
+
     /// Forgets a desk's clock (after a firmware wipe, or a message that pinned it far in the future):
     /// its next message applies whatever its `boot` and `seq`. What the desk reported stays until
     /// then. The row's version bumps, so a concurrent ingest batch redoes its work.
@@ -514,4 +646,12 @@ async fn insert_desk(tx: &mut crate::tx::Tx, desk: &str, faculty_id: i64) -> Res
         }
         other => Ok(other?),
     }
+}
+
+/// The faculty member desk `desk` is bound to (`None`: unbound), or `NotFound`.
+async fn desk_binding(tx: &mut crate::tx::Tx, desk: &str) -> Result<Option<i64>> {
+    let row: Option<Option<i64>> = on_tx!(tx, c => {
+        sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
+    });
+    row.ok_or_else(|| StoreError::NotFound(format!("no desk {desk:?}")))
 }
