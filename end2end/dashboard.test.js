@@ -304,6 +304,40 @@ test('an admin cancels a consultation with a reason; the student sees it live', 
   }
 });
 
+test('a desk moved to another faculty member and retired from the desks page; the board follows', async () => {
+  const mary = server.cli('faculty', 'add', '--name', 'Mary Jackson', '--department', 'Engineering').trim();
+  const dorothy = server.cli('faculty', 'add', '--name', 'Dorothy Vaughan', '--department', 'Engineering').trim();
+  const password = server.cli('desk', 'add', 'mj-desk', '--faculty', mary).match(/^password: (\S+)$/m)[1];
+  const unit = await connectDesk(server.mqttUrl, 'consultease', 'mj-desk', 1, password);
+  try {
+    await unit.state(true);
+    const board = await bob.newPage();
+    await hydrated(board, '/');
+    await board.locator(`[data-faculty-id="${mary}"][data-status=available]`).waitFor({ timeout: 10_000 });
+    const admin = await signIn(ada, 'ada');
+    await hydrated(admin, '/admin/desks');
+    const row = admin.locator('tr[data-desk="mj-desk"]');
+    await row.locator('details.move summary').click();
+    await row.locator('select[name=faculty_id]').selectOption(dorothy);
+    await row.getByRole('button', { name: 'Bind', exact: true }).click();
+    await board.locator(`[data-faculty-id="${dorothy}"][data-status=available]`).waitFor({ timeout: 10_000 });
+    await board.locator(`[data-faculty-id="${mary}"][data-status=offline]`).waitFor({ timeout: 10_000 });
+    await admin.locator('tr[data-desk="mj-desk"] td', { hasText: 'Dorothy Vaughan' }).waitFor({ timeout: 10_000 });
+    // (The table was loaded again after the bind: open the fresh row's disclosure.)
+    await admin.locator('tr[data-desk="mj-desk"] details.move').evaluate((d) => {
+      d.open = true;
+    });
+    await admin.getByRole('button', { name: 'Retire (deletes its credential)', exact: true }).click();
+    await admin.locator('tr[data-desk="mj-desk"]').waitFor({ state: 'detached', timeout: 10_000 });
+    await board.locator(`[data-faculty-id="${dorothy}"][data-status=offline]`).waitFor({ timeout: 10_000 });
+    assert.deepEqual(ada.errors, []);
+    await board.close();
+    await admin.close();
+  } finally {
+    await unit.close().catch(() => {});
+  }
+});
+
 test('a student and a stranger get no dashboard', async () => {
   server.cli('student', 'add', '--number', 'S-9', '--name', 'Eve Student');
   server.cliWithInput('246810\n', 'student', 'set-pin', 'S-9');

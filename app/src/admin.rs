@@ -255,6 +255,18 @@ pub async fn admin_desk_rotate(desk: String) -> Result<DeskCredential, AppError>
     crate::ssr::respond(ssr::rotate_desk(desk).await)
 }
 
+/// Binds desk `desk` to faculty member `faculty_id`, or unbinds it when that is empty.
+#[server(endpoint = "admin_desk_bind")]
+pub async fn admin_desk_bind(desk: String, faculty_id: Option<String>) -> Result<(), AppError> {
+    crate::ssr::respond(ssr::bind_desk(desk, faculty_id).await)
+}
+
+/// Retires desk `desk`: its credential goes with it; its faculty member has no desk from now.
+#[server(endpoint = "admin_desk_retire")]
+pub async fn admin_desk_retire(desk: String) -> Result<(), AppError> {
+    crate::ssr::respond(ssr::retire_desk(desk).await)
+}
+
 #[server(endpoint = "admin_desk_reset_clock")]
 pub async fn admin_desk_reset_clock(desk: String) -> Result<(), AppError> {
     crate::ssr::respond(ssr::reset_clock(desk).await)
@@ -547,6 +559,26 @@ mod ssr {
         let entry = a.entry("desk_credential_rotated", format!("desk:{desk}"));
         a.ctx.store.set_desk_mqtt_hash(&desk, &hash, Some(&entry)).await?;
         Ok(DeskCredential { desk, password })
+    }
+
+    pub async fn bind_desk(desk: String, faculty_id: Option<String>) -> Result<(), AppError> {
+        let a = Admin::check().await?;
+        let to = match faculty_id.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            None => None,
+            Some(f) => Some(f.parse::<i64>().map_err(|_| AppError::invalid("faculty_id", "No such faculty member."))?),
+        };
+        let action = if to.is_some() { "desk_bound" } else { "desk_unbound" };
+        let mut entry = a.entry(action, format!("desk:{desk}"));
+        entry.detail = to.map(|f| serde_json::json!({ "faculty": f }).to_string());
+        a.ctx.store.bind_desk(&desk, to, &entry).await.map_err(|e| match e {
+            store::StoreError::Conflict(m) => AppError::invalid("faculty_id", m),
+            e => e.into(),
+        })
+    }
+
+    pub async fn retire_desk(desk: String) -> Result<(), AppError> {
+        let a = Admin::check().await?;
+        Ok(a.ctx.store.retire_desk(&desk, &a.entry("desk_retired", format!("desk:{desk}"))).await?)
     }
 
     pub async fn reset_clock(desk: String) -> Result<(), AppError> {

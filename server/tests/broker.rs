@@ -594,3 +594,74 @@ async fn the_server_reaches_mosquitto_over_tls() {
     .await;
     assert!(cannot_connect(&BrokerAddr { tls: None, ..tls }).await, "plain MQTT on the TLS port");
 }
+
+/// A desk unit moved to another faculty member (a broken unit replaced, an office swapped) and then
+/// retired, as the dashboard does it: the old faculty member's card goes offline and the new one's
+/// follows the desk; the desk takes the new queue although its version sequence is another faculty
+/// member's (it is raised above every other); retired, its connection is dropped and its password
+/// no longer works; each step is audited and the board gets every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_moved_to_another_faculty_member_and_retired() {
+    let s = TestServer::builder().desk_credentials_required().start().await;
+    let a = s.faculty("Ada Lovelace", "mv1").await;
+    let store = &s.store;
+    let b = store
+        .add_faculty(&store::NewFaculty { name: "Grace Hopper".into(), department: "Navy".into(), email: None })
+        .await
+        .unwrap();
+    let password = s.desk_password("mv1").await;
+    let mut desk = s.desk_with_password("mv1", &password, 1, 0).await;
+    desk.subscribe_queue().await;
+    desk.state(true, false).await;
+    let status = |id: i64| async move { store.faculty(id).await.unwrap().map(|f| f.status) };
+    eventually("Ada is available", || async { status(a).await == Some(Status::Available) }).await;
+    // Ada's queue grows a few versions, so the desk shows a version Grace's queue never reached.
+    let student = store
+        .add_student(&store::NewStudent { number: "S-1".into(), name: "Sam".into(), ..Default::default() }, None)
+        .await
+        .unwrap();
+    let asked = store
+        .place_request(&store::NewRequest {
+            student_id: student,
+            faculty_id: a,
+            course: None,
+            message: "A question about the engine".into(),
+            hold: false,
+        })
+        .await
+        .unwrap();
+    let shown = desk.snapshot_above(0).await;
+    assert_eq!(shown.items.len(), 1);
+
+    let entry =
+        |action: &str| store::AuditEntry { actor: "admin:ada".into(), action: action.into(), ..Default::default() };
+    let mut board = store.bus().subscribe();
+    store.bind_desk("mv1", Some(b), &entry("desk_bound")).await.unwrap();
+    let (first, second) = (board.recv().await.unwrap(), board.recv().await.unwrap());
+    assert_eq!((first.faculty.id, first.faculty.status), (a, Status::Offline), "Ada has no desk now");
+    assert_eq!((second.faculty.id, second.faculty.status), (b, Status::Available), "Grace takes the desk's state");
+    let moved = desk.snapshot_above(shown.version).await;
+    assert!(moved.items.is_empty() && moved.version > shown.version, "Grace's (empty) queue, newer: {moved:?}");
+    assert_eq!(moved.faculty.name, "Grace Hopper");
+    // Ada's open request stays hers (cancel or reassign it from the consultations page).
+    assert_eq!(store.request_view(asked.id).await.unwrap().unwrap().faculty_id, a);
+    // Taken desks and unknown ones are refused with a reason.
+    let c = s.faculty("Katherine Johnson", "mv2").await;
+    assert!(matches!(store.bind_desk("mv1", Some(c), &entry("desk_bound")).await, Err(store::StoreError::Conflict(_))));
+    assert!(matches!(
+        store.bind_desk("nope", Some(a), &entry("desk_bound")).await,
+        Err(store::StoreError::NotFound(_))
+    ));
+
+    store.retire_desk("mv1", &entry("desk_retired")).await.unwrap();
+    assert_eq!(status(b).await, Some(Status::Offline));
+    assert!(store.list_desks().await.unwrap().iter().all(|d| d.id != "mv1"));
+    eventually("the retired desk cannot connect", || async {
+        client(&s.broker(), &format!("mv1-{}", unique()), Some(("mv1", &password))).await.1
+            != ConnectReturnCode::Success
+    })
+    .await;
+    let log = store.audit_log(20).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "desk_bound") && log.iter().any(|e| e.action == "desk_retired"));
+    desk.kill();
+}

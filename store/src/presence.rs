@@ -15,7 +15,7 @@ impl Store {
     /// were read (fewer than `limit`: caught up).
     pub async fn record_returns(&self, limit: i64) -> Result<usize> {
         let mut read = self.read_tx().await?;
-        let (cursor, rows, known): (Option<String>, Vec<(i64, i64, String, i64)>, Vec<(i64, String)>) = on_tx!(&mut read, c => {
+        let (cursor, rows, known): (Option<String>, Vec<EventRow>, Vec<(i64, String)>) = on_tx!(&mut read, c => {
             let cursor: Option<String> = sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'returns_through'")
                 .fetch_optional(&mut **c)
                 .await?;
@@ -128,6 +128,9 @@ impl Store {
         Ok(on_db!(&self.db, pool => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected()))
     }
 }
+
+/// (id, faculty, status, at) of a board event.
+type EventRow = (i64, i64, String, i64);
 
 /// `($1, $2), ($3, $4), …` for `n` rows of two.
 fn pairs(n: usize) -> String {

@@ -2,7 +2,10 @@
 //! MQTT password shown once), a new password, and resetting a desk's clock after a firmware wipe.
 
 use super::{AdminFrame, field_error, form_error, refusal, seen};
-use crate::admin::{AdminDeskRegister, AdminDeskResetClock, AdminDeskRotate, DeskCredential, DeskLine, admin_desks};
+use crate::admin::{
+    AdminDeskBind, AdminDeskRegister, AdminDeskResetClock, AdminDeskRetire, AdminDeskRotate, DeskCredential, DeskLine,
+    admin_desks,
+};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -11,9 +14,20 @@ pub fn DesksPage() -> impl IntoView {
     let register = ServerAction::<AdminDeskRegister>::new();
     let rotate = ServerAction::<AdminDeskRotate>::new();
     let reset = ServerAction::<AdminDeskResetClock>::new();
+    let bind = ServerAction::<AdminDeskBind>::new();
+    let retire = ServerAction::<AdminDeskRetire>::new();
+    let moves = Moves { bind, retire };
     // Reloaded after each change.
     let list = Resource::new_blocking(
-        move || (register.version().get(), rotate.version().get(), reset.version().get()),
+        move || {
+            (
+                register.version().get(),
+                rotate.version().get(),
+                reset.version().get(),
+                bind.version().get(),
+                retire.version().get(),
+            )
+        },
         |_| admin_desks(),
     );
     // The newest password issued on this page: shown once, never stored in the browser.
@@ -42,7 +56,7 @@ pub fn DesksPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match list.await {
                         Ok(data) => view! {
-                            <DeskTable desks=data.desks now=data.now rotate reset />
+                            <DeskTable desks=data.desks unbound=data.unbound.clone() now=data.now rotate reset moves />
                             <Register unbound=data.unbound register />
                         }
                         .into_any(),
@@ -52,16 +66,27 @@ pub fn DesksPage() -> impl IntoView {
             </Transition>
             {form_error(rotate.value(), &[])}
             {form_error(reset.value(), &[])}
+            {form_error(bind.value(), &[])}
+            {form_error(retire.value(), &[])}
         </AdminFrame>
     }
+}
+
+/// Moving a desk to someone else, and retiring it.
+#[derive(Clone, Copy)]
+struct Moves {
+    bind: ServerAction<AdminDeskBind>,
+    retire: ServerAction<AdminDeskRetire>,
 }
 
 #[component]
 fn DeskTable(
     desks: Vec<DeskLine>,
+    unbound: Vec<(i64, String)>,
     now: i64,
     rotate: ServerAction<AdminDeskRotate>,
     reset: ServerAction<AdminDeskResetClock>,
+    moves: Moves,
 ) -> impl IntoView {
     if desks.is_empty() {
         return view! { <p class="empty">"No desk units yet: register the first one below."</p> }.into_any();
@@ -80,6 +105,7 @@ fn DeskTable(
                         _ => view! { <span class="muted">"unbound"</span> }.into_any(),
                     };
                     let (rotate_id, reset_id) = (d.id.clone(), d.id.clone());
+                    let move_it = view! { <MoveDesk desk=d.id.clone() bound=d.faculty_id.is_some() unbound=unbound.clone() moves /> };
                     view! {
                         <tr data-desk=d.id.clone() data-online=d.online.to_string()>
                             <td><code>{d.id.clone()}</code></td>
@@ -97,6 +123,7 @@ fn DeskTable(
                                     <input type="hidden" name="desk" value=reset_id />
                                     <button type="submit" class="secondary" title="After a firmware wipe: its next message applies whatever its boot and seq">"Reset clock"</button>
                                 </ActionForm>
+                                {move_it}
                             </td>
                         </tr>
                     }
@@ -140,4 +167,42 @@ fn Register(unbound: Vec<(i64, String)>, register: ServerAction<AdminDeskRegiste
             {form_error(value, &["desk", "faculty_id"])}
         </section>
     }
+}
+
+/// Bind to someone without a desk, unbind, or retire (behind a disclosure: they change who the
+/// board shows as present).
+#[component]
+fn MoveDesk(desk: String, bound: bool, unbound: Vec<(i64, String)>, moves: Moves) -> impl IntoView {
+    let Moves { bind, retire } = moves;
+    let (d1, d2, d3) = (desk.clone(), desk.clone(), desk);
+    view! {
+        <details class="move">
+            <summary>"Move / retire…"</summary>
+            <div class="manage">
+                {(!unbound.is_empty()).then(|| view! {
+                    <ActionForm action=bind>
+                        <input type="hidden" name="desk" value=d1 />
+                        <label>"Bind to"
+                            <select name="faculty_id">
+                                {unbound.into_iter().map(|(id, name)| view! { <option value=id>{name}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <button type="submit" class="secondary">"Bind"</button>
+                    </ActionForm>
+                })}
+                {bound.then(|| view! {
+                    <ActionForm action=bind>
+                        <input type="hidden" name="desk" value=d2 />
+                        <input type="hidden" name="faculty_id" value="" />
+                        <button type="submit" class="secondary">"Unbind"</button>
+                    </ActionForm>
+                })}
+                <ActionForm action=retire>
+                    <input type="hidden" name="desk" value=d3 />
+                    <button type="submit" class="secondary">"Retire (deletes its credential)"</button>
+                </ActionForm>
+            </div>
+        </details>
+    }
+    .into_any()
 }
