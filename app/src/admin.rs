@@ -52,6 +52,8 @@ pub struct DeskLine {
     /// `boot:seq` of the newest message applied.
     pub clock: Option<String>,
     pub has_credential: bool,
+    /// What its newest heartbeat said about itself (firmware, signal, uptime), if it said anything.
+    pub info: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -519,6 +521,7 @@ mod ssr {
                 faculty_name: d.faculty_id.and_then(name),
                 clock: d.boot.zip(d.seq).map(|(b, s)| format!("{b}:{s}")),
                 has_credential: with_credential.contains(&d.id),
+                info: a.ctx.system.desk_info(&d.id),
                 id: d.id,
                 faculty_id: d.faculty_id,
                 online: d.online,

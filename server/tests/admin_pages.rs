@@ -160,9 +160,26 @@ async fn the_dashboard_functions_edit_with_conflicts_and_register_a_desk_that_co
         s.store.faculty(id).await.unwrap().is_some_and(|f| f.status == domain::Status::Available)
     })
     .await;
-    let r = call(&mut a, "/api/admin_desks", "", &[]).await;
-    let desks = r.json();
-    let line = desks["desks"].as_array().unwrap().iter().find(|d| d["id"] == "hedy-desk").cloned().unwrap();
+    // Its heartbeat tells what it runs; the desk list shows it.
+    let info = domain::protocol::DeskInfo {
+        firmware: Some("2.1.0".into()),
+        rssi: Some(-58),
+        uptime_s: Some(7200),
+        ..Default::default()
+    };
+    let clock = desk.next_clock();
+    desk.send(&domain::protocol::Payload::Heartbeat { clock, info }, false).await;
+    let line = || async {
+        let mut a = s.browser();
+        a.cookies = b.cookies.clone();
+        let desks = call(&mut a, "/api/admin_desks", "", &[]).await.json();
+        desks["desks"].as_array().unwrap().iter().find(|d| d["id"] == "hedy-desk").cloned().unwrap()
+    };
+    testkit::eventually("the heartbeat's facts are listed", || async {
+        line().await["info"].as_str() == Some("firmware 2.1.0 · -58 dBm · up 2 h")
+    })
+    .await;
+    let line = line().await;
     assert_eq!((line["online"].as_bool(), line["has_credential"].as_bool()), (Some(true), Some(true)), "{line}");
     assert!(line["clock"].as_str().is_some_and(|c| c.starts_with("1:")), "{line}");
     let r = call(&mut a, "/api/admin_desk_reset_clock", "desk=hedy-desk", &[]).await;

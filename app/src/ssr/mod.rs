@@ -32,6 +32,9 @@ pub trait LocalClock: Send + Sync + std::fmt::Debug {
 pub trait SystemProbe: Send + Sync + std::fmt::Debug {
     /// The live numbers; the fields read from the database are left at their defaults.
     fn facts(&self) -> crate::admin::SystemFacts;
+
+    /// What desk `desk`'s newest heartbeat said about itself ("firmware 1.2.0 · −60 dBm · up 3 h").
+    fn desk_info(&self, desk: &str) -> Option<String>;
 }
 
 impl AppContext {

@@ -144,6 +144,22 @@ impl app::ssr::SystemProbe for Probe {
             ..Default::default()
         }
     }
+
+    fn desk_info(&self, desk: &str) -> Option<String> {
+        let ingest = self.ingest.as_ref()?;
+        let infos = ingest.desk_info.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let i = infos.get(desk)?;
+        let parts: Vec<String> = [
+            i.firmware.as_ref().map(|f| format!("firmware {f}")),
+            i.rssi.map(|r| format!("{r} dBm")),
+            i.uptime_s
+                .map(|u| format!("up {}", app::format::ago(i64::try_from(u).unwrap_or(i64::MAX).saturating_mul(1000)))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(" · "))
+    }
 }
 
 /// The app's route list, generated once per process. Generating it sets a process-global flag in

@@ -65,8 +65,13 @@ pub fn start(config: MqttConfig, store: Store, metrics: Arc<Metrics>, shutdown: 
         connected_since: connected_since.clone(),
     };
     tokio::spawn(poller.run(eventloop, shutdown.clone()));
-    let batcher =
-        Batcher { config: config.clone(), store: store.clone(), client: client.clone(), metrics: metrics.clone() };
+    let batcher = Batcher {
+        config: config.clone(),
+        store: store.clone(),
+        client: client.clone(),
+        metrics: metrics.clone(),
+        status: status.clone(),
+    };
     tokio::spawn(batcher.run(rx, shutdown.clone()));
     tokio::spawn(sweep(config.desk_timeout, store, metrics, connected_since, shutdown));
     IngestHandle { status, client }
@@ -182,6 +187,7 @@ struct Batcher {
     store: Store,
     client: AsyncClient,
     metrics: Arc<Metrics>,
+    status: Arc<IngestStatus>,
 }
 
 /// What became of a batch: the outcome of each valid message, by its index in the batch.
@@ -216,7 +222,12 @@ impl Batcher {
             for (i, (_, p)) in publishes.iter().enumerate() {
                 match parse(&self.config.prefix, p) {
                     Ok((change, payload)) => {
-                        if matches!(payload, protocol::Payload::QueueAck { .. } | protocol::Payload::Reply { .. }) {
+                        if matches!(
+                            payload,
+                            protocol::Payload::QueueAck { .. }
+                                | protocol::Payload::Reply { .. }
+                                | protocol::Payload::Heartbeat { .. }
+                        ) {
                             work.push((changes.len(), change.desk().to_owned(), payload));
                         }
                         changes.push(change);
@@ -262,6 +273,13 @@ impl Batcher {
                         let known = applied
                             .iter()
                             .any(|(j, o)| *j == i && matches!(o, Outcome::Applied { .. } | Outcome::Stale));
+                        // A newer heartbeat of a registered desk: what it says about itself.
+                        let fresh = applied.iter().any(|(j, o)| *j == i && matches!(o, Outcome::Applied { .. }));
+                        if let (true, protocol::Payload::Heartbeat { info, .. }) = (fresh, &payload) {
+                            let mut infos =
+                                self.status.desk_info.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            infos.insert(desk.clone(), info.clone());
+                        }
                         known.then(|| desk_work(desk, payload)).flatten().map(|w| (i, w))
                     })
                     .unzip();

@@ -20,6 +20,10 @@ pub struct IngestStatus {
     pub connected: std::sync::atomic::AtomicBool,
     /// The broker accepted our subscription on the current connection.
     pub subscribed: std::sync::atomic::AtomicBool,
+    /// What each registered desk's newest heartbeat said about itself (firmware, signal, uptime),
+    /// for the admin's desk list. Telemetry, not state: kept in memory, refilled by the next
+    /// heartbeat after a restart, never read by any decision.
+    pub desk_info: std::sync::Mutex<std::collections::HashMap<String, domain::protocol::DeskInfo>>,
 }
 
 impl IngestStatus {

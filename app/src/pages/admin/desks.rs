@@ -96,7 +96,7 @@ fn DeskTable(
             <thead>
                 <tr><th scope="col">"Desk"</th><th scope="col">"Faculty member"</th><th scope="col">"Online"</th>
                     <th scope="col">"Last message"</th><th scope="col">"Clock (boot:seq)"</th>
-                    <th scope="col">"Credential"</th><th scope="col">"Actions"</th></tr>
+                    <th scope="col">"Credential"</th><th scope="col">"Unit"</th><th scope="col">"Actions"</th></tr>
             </thead>
             <tbody>
                 {desks.into_iter().map(|d| {
@@ -114,6 +114,7 @@ fn DeskTable(
                             <td>{seen(d.last_seen, now)}</td>
                             <td class="num">{d.clock.unwrap_or_else(|| "—".into())}</td>
                             <td>{if d.has_credential { "set" } else { "none" }}</td>
+                            <td class="unit">{d.info.clone().unwrap_or_else(|| "—".into())}</td>
                             <td class="row-actions">
                                 <ActionForm action=rotate>
                                     <input type="hidden" name="desk" value=rotate_id />
