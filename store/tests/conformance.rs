@@ -106,6 +106,7 @@ conformance!(
     retention_deletes_old_events_keeps_the_newest_and_raises_the_watermark,
     office_hours_are_saved_with_the_row_and_ride_on_every_event,
     returns_to_availability_are_drawn_from_the_log_once,
+    a_desk_moves_between_faculty_members_and_retires,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -910,4 +911,45 @@ async fn returns_to_availability_are_drawn_from_the_log_once(db: TestDb) {
     assert_eq!(store.faculty_returns_since(f, 0).await.unwrap().len(), after.len() + 2);
     assert_eq!(store.prune_returns(1_500).await.unwrap(), 1);
     assert_eq!(store.faculty_returns_since(f, 0).await.unwrap().len(), after.len() + 1);
+}
+
+async fn a_desk_moves_between_faculty_members_and_retires(db: TestDb) {
+    use domain::Status;
+    let store = &db.store;
+    let add = |name: &str| {
+        let f = store::NewFaculty { name: name.into(), department: "D".into(), email: None };
+        async move { store.add_faculty(&f).await.unwrap() }
+    };
+    let (a, b) = (add("Annie Easley").await, add("Mary Winston").await);
+    store.add_desk("mvd", a).await.unwrap();
+    store.apply(&[online("mvd", 1, 1, true), state("mvd", 1, 2, true, false)]).await.unwrap();
+    assert_eq!(view(store, a).await.status, Status::Available);
+    let entry = store::AuditEntry { actor: "admin:ada".into(), action: "desk_bound".into(), ..Default::default() };
+    let queue_of = |f: i64| async move { store.queue_snapshot(f).await.unwrap().map(|(d, q)| (d, q.version)) };
+    let (_, a_version) = queue_of(a).await.unwrap();
+
+    store.bind_desk("mvd", Some(b), &entry).await.unwrap();
+    assert_eq!((view(store, a).await.status, view(store, b).await.status), (Status::Offline, Status::Available));
+    let (desk, b_version) = queue_of(b).await.unwrap();
+    assert_eq!(desk, "mvd");
+    assert!(b_version > a_version, "the desk's queue version keeps growing: {a_version} then {b_version}");
+    assert_eq!(queue_of(a).await, None, "no desk, no queue to publish");
+    // The desk's next report is Mary's.
+    store.apply(&[state("mvd", 1, 3, true, true)]).await.unwrap();
+    assert_eq!((view(store, a).await.status, view(store, b).await.status), (Status::Offline, Status::Busy));
+
+    store.bind_desk("mvd", None, &entry).await.unwrap();
+    assert_eq!(view(store, b).await.status, Status::Offline);
+    assert_eq!(store.list_desks().await.unwrap().iter().find(|d| d.id == "mvd").unwrap().faculty_id, None);
+    store.bind_desk("mvd", Some(a), &entry).await.unwrap();
+    assert_eq!(view(store, a).await.status, Status::Busy, "Annie takes the desk's facts");
+    store.retire_desk("mvd", &entry).await.unwrap();
+    assert_eq!(view(store, a).await.status, Status::Offline);
+    assert!(matches!(store.retire_desk("mvd", &entry).await, Err(StoreError::NotFound(_))));
+    assert!(store.desk_mqtt_hash("mvd").await.unwrap().is_none());
+    let log = store
+        .audit_search(&store::AuditFilter { action: Some("desk_bound".into()), ..Default::default() }, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 4);
 }
