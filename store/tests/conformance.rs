@@ -941,8 +941,12 @@ async fn a_desk_moves_between_faculty_members_and_retires(db: TestDb) {
     store.bind_desk("mvd", None, &entry).await.unwrap();
     assert_eq!(view(store, b).await.status, Status::Offline);
     assert_eq!(store.list_desks().await.unwrap().iter().find(|d| d.id == "mvd").unwrap().faculty_id, None);
+    // Unbound, its reports are kept for the desk and change no one's card.
+    let (a_before, b_before) = (view(store, a).await, view(store, b).await);
+    store.apply(&[state("mvd", 1, 4, false, false)]).await.unwrap();
+    assert_eq!((view(store, a).await, view(store, b).await), (a_before, b_before));
     store.bind_desk("mvd", Some(a), &entry).await.unwrap();
-    assert_eq!(view(store, a).await.status, Status::Busy, "Annie takes the desk's facts");
+    assert_eq!(view(store, a).await.status, Status::Away, "Annie takes the desk's facts (on, nobody there)");
     store.retire_desk("mvd", &entry).await.unwrap();
     assert_eq!(view(store, a).await.status, Status::Offline);
     assert!(matches!(store.retire_desk("mvd", &entry).await, Err(StoreError::NotFound(_))));
