@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { startServer, launchBrowser, ensureScreenshotDir } from './harness.js';
 import { connectDesk } from './desk.js';
 
@@ -335,6 +336,29 @@ test('a desk moved to another faculty member and retired from the desks page; th
     await admin.close();
   } finally {
     await unit.close().catch(() => {});
+  }
+});
+
+test('every dashboard page: no WCAG 2.1 A/AA violations (axe-core)', async () => {
+  const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+  // axe-core is injected as an inline script: the test, not the app, needs the CSP bypassed.
+  const b = await launchBrowser({ bypassCSP: true });
+  try {
+    const page = await signIn(b, 'ada');
+    const found = [];
+    for (const path of ['/admin/faculty', `/admin/faculty/${id}`, '/admin/desks', '/admin/students', '/admin/kiosks', '/admin/consultations', '/admin/audit', '/admin/system']) {
+      await hydrated(page, path);
+      await page.addScriptTag({ path: axePath });
+      const result = await page.evaluate(() =>
+        window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+      );
+      for (const v of result.violations) {
+        for (const n of v.nodes) found.push(`${path} ${v.id}: ${n.target.join(' ')} — ${n.failureSummary.replace(/\s+/g, ' ')}`);
+      }
+    }
+    assert.deepEqual(found, []);
+  } finally {
+    await b.close();
   }
 });
 
