@@ -241,12 +241,7 @@ impl Store {
         audit: &crate::AuditEntry,
     ) -> Result<domain::FacultyView> {
         let now = now_ms();
-        let open = domain::consultation::State::ALL
-            .iter()
-            .filter(|s| !s.is_terminal())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let open = crate::requests::open_states();
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
         let count_open = format!("SELECT COUNT(*) FROM requests WHERE faculty_id = $1 AND state IN ({open})");

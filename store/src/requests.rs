@@ -646,15 +646,14 @@ impl Store {
     /// Requests as the admin's consultations page lists them, newest first: with their faculty
     /// member and student, filtered by state (or only the open ones), faculty member and time.
     pub async fn admin_requests(&self, filter: &RequestFilter, limit: i64) -> Result<Vec<AdminRequest>> {
-        let open = State::ALL.iter().filter(|s| !s.is_terminal()).map(|s| format!("'{}'", s.as_str()));
+        let open = open_states();
         let sql = format!(
             "SELECT r.id, r.state, r.course, r.message, r.note, r.requested_at, r.changed_at, r.version, \
              f.id AS faculty_id, f.name AS faculty_name, s.number AS student_number, s.name AS student_name \
              FROM requests r JOIN faculty f ON f.id = r.faculty_id JOIN students s ON s.id = r.student_id \
              WHERE ($1 IS NULL OR r.state = $1) AND ($2 IS NULL OR r.faculty_id = $2) \
              AND ($3 IS NULL OR r.requested_at >= $3) AND ($4 IS NULL OR r.requested_at < $4) \
-             AND ($5 = FALSE OR r.state IN ({})) ORDER BY r.requested_at DESC, r.id DESC LIMIT $6",
-            open.collect::<Vec<_>>().join(", ")
+             AND ($5 = FALSE OR r.state IN ({open})) ORDER BY r.requested_at DESC, r.id DESC LIMIT $6"
         );
         Ok(on_db!(&self.db, pool => sqlx::query_as(&sql)
             .bind(filter.state.map(State::as_str))
@@ -902,4 +901,9 @@ pub(crate) async fn log_faculty_view(tx: &mut Tx, id: i64, now: i64, source: &st
         .await?
     });
     Ok(Arc::new(FacultyEvent { id: event_id, faculty: view }))
+}
+
+/// The states of a request that is not finished, as an SQL list: `'requested', 'held', …`.
+pub(crate) fn open_states() -> String {
+    State::ALL.iter().filter(|s| !s.is_terminal()).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
 }
