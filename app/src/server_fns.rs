@@ -16,6 +16,28 @@ pub struct BoardData {
     pub back: Back,
 }
 
+/// The board's local-time data, read again by an open board every few minutes: a board left open
+/// past midnight gets the new day's history, and one open across a change of daylight saving
+/// time the new offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalData {
+    pub utc_offset_min: i32,
+    pub back: Back,
+}
+
+#[server(endpoint = "board_local")]
+pub async fn get_board_local() -> Result<LocalData, AppError> {
+    crate::ssr::respond(
+        async {
+            let ctx = crate::ssr::AppContext::current()?;
+            let now = store::now_ms();
+            let utc_offset_min = ctx.local.utc_offset_min(now);
+            Ok(LocalData { utc_offset_min, back: back(&ctx.store, None, now, utc_offset_min).await? })
+        }
+        .await,
+    )
+}
+
 /// Returns to availability on one weekday of recent weeks (`domain::presence`), per faculty
 /// member with enough of them to say anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,6 +45,17 @@ async fn office_hours_and_usually_back_show_on_the_board_and_the_request_form() 
         // Within half an hour of midnight there is no later return today to speak of.
         None => assert!(!board.body.contains("Usually back")),
     }
+    // An open board reads the same again every few minutes (the day's history after midnight,
+    // the offset after a daylight saving change).
+    let r = s
+        .browser()
+        .send(reqwest::Method::POST, "/api/board_local", Some(String::new()), &[("accept", "application/json")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let local = r.json();
+    assert_eq!(local["utc_offset_min"].as_i64(), Some(i64::from(offset)));
+    let listed = local["back"]["faculty"].as_array().unwrap().iter().any(|f| f[0].as_i64() == Some(id));
+    assert_eq!(listed, target < 1440, "their same-weekday history is sent: {local}");
     // Two weeks are not a habit.
     let other = s.faculty("Otto Frisch", "bh2").await;
     s.store.add_returns(&history[..2].iter().map(|(_, at)| (other, *at)).collect::<Vec<_>>()).await.unwrap();

@@ -34,8 +34,30 @@ pub fn BoardPage(#[prop(optional)] kiosk: bool) -> impl IntoView {
 fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
     let faculty = RwSignal::new(data.snapshot.faculty);
     let now = RwSignal::new(data.now);
-    let offset = data.utc_offset_min;
-    let back = std::sync::Arc::new(data.back);
+    let offset = RwSignal::new(data.utc_offset_min);
+    let back = RwSignal::new(std::sync::Arc::new(data.back));
+    #[cfg(feature = "hydrate")]
+    {
+        // Read again every 5 minutes: the day's history after midnight, the offset after a
+        // change of daylight saving time. A failed read keeps what the board has.
+        let refresh = set_interval_with_handle(
+            move || {
+                leptos::task::spawn_local(async move {
+                    if let Ok(local) = crate::server_fns::get_board_local().await {
+                        offset.set(local.utc_offset_min);
+                        back.set(std::sync::Arc::new(local.back));
+                    }
+                });
+            },
+            std::time::Duration::from_secs(300),
+        )
+        .ok();
+        on_cleanup(move || {
+            if let Some(h) = refresh {
+                h.clear();
+            }
+        });
+    }
     let link = RwSignal::new(Link::Connecting);
     let announce = RwSignal::new(String::new());
     #[cfg(feature = "hydrate")]
@@ -95,7 +117,7 @@ fn LiveBoard(data: BoardData, kiosk: bool) -> impl IntoView {
             </div>
             <ul class="cards" aria-label="Faculty">
                 <For each=move || visible.get() key=|f| (f.id, f.version) let(f)>
-                    <Card f now offset back=back.clone() />
+                    <Card f now offset back />
                 </For>
             </ul>
             <Show when=move || visible.with(Vec::is_empty)>
@@ -154,8 +176,8 @@ fn SearchForm(
 fn Card(
     f: FacultyView,
     now: RwSignal<i64>,
-    offset: i32,
-    back: std::sync::Arc<crate::server_fns::Back>,
+    offset: RwSignal<i32>,
+    back: RwSignal<std::sync::Arc<crate::server_fns::Back>>,
 ) -> impl IntoView {
     let (id, version, status) = (f.id, f.version, f.status);
     let (name, department, waiting) = (f.name.clone(), f.department.clone(), f.waiting);
@@ -167,11 +189,12 @@ fn Card(
     };
     let hours = {
         let f = f.clone();
-        move || hours_line(&f, now.get(), offset).map(|h| view! { <p class="hours">{h}</p> })
+        move || hours_line(&f, now.get(), offset.get()).map(|h| view! { <p class="hours">{h}</p> })
     };
     let away = matches!(status, Status::Away | Status::Offline);
-    let back =
-        move || away.then(|| back.line(id, now.get(), offset)).flatten().map(|b| view! { <p class="back">{b}</p> });
+    let back = move || {
+        away.then(|| back.read().line(id, now.get(), offset.get())).flatten().map(|b| view! { <p class="back">{b}</p> })
+    };
     let note = move || override_line(&f, now.get());
     view! {
         <li class=format!("card {status}") data-faculty-id=id data-status=status.as_str() data-version=version>
