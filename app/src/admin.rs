@@ -880,14 +880,21 @@ mod ssr {
     pub async fn system() -> Result<SystemFacts, AppError> {
         let a = Admin::check().await?;
         let store = &a.ctx.store;
-        let mut facts = a.ctx.system.facts();
-        facts.backend = store.backend().as_str().to_owned();
-        facts.schema_version = store.schema_version().await?;
-        facts.desks_online = store.count_online_desks().await?;
-        facts.desks = store.list_desks().await?.len() as i64;
-        facts.dead_letters = store.count_dead_letters().await?;
-        facts.uptime_s = a.ctx.started.elapsed().as_secs();
-        facts.now = store::now_ms();
-        Ok(facts)
+        let n = a.ctx.system.numbers();
+        Ok(SystemFacts {
+            backend: store.backend().as_str().to_owned(),
+            schema_version: store.schema_version().await?,
+            broker: n.broker,
+            desks_online: store.count_online_desks().await?,
+            desks: store.list_desks().await?.len() as i64,
+            live_streams: n.live_streams,
+            mqtt_received: n.mqtt_received,
+            mqtt_applied: n.mqtt_applied,
+            mqtt_stale: n.mqtt_stale,
+            mqtt_rejected: n.mqtt_rejected,
+            dead_letters: store.count_dead_letters().await?,
+            uptime_s: a.ctx.started.elapsed().as_secs(),
+            now: store::now_ms(),
+        })
     }
 }

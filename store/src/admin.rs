@@ -510,49 +510,38 @@ impl Store {
     }
 
     /// Faculty member `id`'s desk facts copied from the desk now bound to them (none: not present,
-    /// not busy, no desk online) and their status derived again with their override; the
-    /// board's event. Inside the caller's transaction.
+    /// not busy, no desk online) and their status derived again with their override (the
+    /// override's own path, `override_in`); the board's event. Inside the caller's transaction.
     async fn rederive_in(
         &self,
         tx: &mut crate::tx::Tx,
         id: i64,
         now: i64,
     ) -> Result<std::sync::Arc<domain::FacultyEvent>> {
-        use domain::status::{DeskInputs, StatusInputs, derive};
-        let row: (String, Option<String>, Option<String>, Option<i64>) = on_tx!(tx, c => {
-            sqlx::query_as("SELECT status, override_status, override_note, override_expires_at FROM faculty WHERE id = $1")
+        let desk: Option<(bool, bool, bool)> = on_tx!(tx, c => {
+            sqlx::query_as("SELECT online, present, busy FROM desks WHERE faculty_id = $1").bind(id).fetch_optional(&mut **c).await?
+        });
+        let (online, present, busy) = desk.unwrap_or_default();
+        on_tx!(tx, c => {
+            sqlx::query("UPDATE faculty SET present = $1, busy = $2, desk_online = $3 WHERE id = $4")
+                .bind(present)
+                .bind(busy)
+                .bind(online)
+                .bind(id)
+                .execute(&mut **c)
+                .await
+                .map(drop)?
+        });
+        let row: crate::rows::FacultyRow = on_tx!(tx, c => {
+            sqlx::query_as(&format!("SELECT {} FROM faculty WHERE id = $1", crate::rows::FACULTY_COLUMNS))
                 .bind(id)
                 .fetch_one(&mut **c)
                 .await?
         });
-        let desk: Option<(bool, bool, bool)> = on_tx!(tx, c => {
-            sqlx::query_as("SELECT online, present, busy FROM desks WHERE faculty_id = $1").bind(id).fetch_optional(&mut **c).await?
-        });
-        let ov = row.1.as_deref().and_then(domain::Status::parse).map(|status| domain::status::AdminOverride {
-            status,
-            note: row.2.clone().unwrap_or_default(),
-            expires_at: row.3,
-        });
-        let inputs = desk.map(|(online, present, busy)| DeskInputs { online, present, busy });
-        let status = derive(StatusInputs { desk: inputs, admin_override: ov.as_ref() }, now);
-        let (online, present, busy) = desk.unwrap_or_default();
-        on_tx!(tx, c => {
-            sqlx::query(
-                "UPDATE faculty SET status = $1, present = $2, busy = $3, desk_online = $4, \
-                 changed_at = CASE WHEN $5 THEN $6 ELSE changed_at END, version = version + 1 WHERE id = $7",
-            )
-            .bind(status.as_str())
-            .bind(present)
-            .bind(busy)
-            .bind(online)
-            .bind(row.0 != status.as_str())
-            .bind(now)
-            .bind(id)
-            .execute(&mut **c)
-            .await
-            .map(drop)?
-        });
-        crate::requests::log_faculty_view(tx, id, now, "admin").await
+        let ov = row.admin_override();
+        self.override_in(tx, id, ov.as_ref(), now, "admin")
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no faculty member {id}")))
     }
 
     /// Forgets a desk's clock (after a firmware wipe, or a message that pinned it far in the future):

@@ -1,26 +1,11 @@
 //! Signing in (students, with a card at a kiosk; admins), enrolling a kiosk, the account bar in
 //! the header, and the kiosk's idle sign-out.
 
+use super::form_error;
 use crate::account::{AdminSignIn, CardSignIn, EnrolKiosk, Me, StudentSignIn, Viewer, get_viewer};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-
-/// An action's error, shown by its form (also after a plain, JavaScript-free form post: the error
-/// comes back in the URL).
-fn error_line<T: Clone + Send + Sync + 'static>(
-    value: impl Get<Value = Option<Result<T, crate::AppError>>> + Send + Sync + 'static,
-) -> impl IntoView {
-    move || {
-        value.get().and_then(Result::err).map(|e| {
-            view! {
-                <p class="error" role="alert">
-                    {e.to_string()}
-                </p>
-            }
-        })
-    }
-}
 
 #[component]
 pub fn SignIn() -> impl IntoView {
@@ -67,7 +52,7 @@ fn StudentForms(kiosk: bool) -> impl IntoView {
                     <input id="card" name="card" type="password" autocomplete="off" autofocus required />
                     <button type="submit">"Sign in with card"</button>
                 </ActionForm>
-                {error_line(card.value())}
+                {form_error(card.value(), &[])}
             </section>
         })}
         <section class="panel" aria-labelledby="pin-h">
@@ -79,7 +64,7 @@ fn StudentForms(kiosk: bool) -> impl IntoView {
                 <input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="current-password" required maxlength="12" />
                 <button type="submit">"Sign in"</button>
             </ActionForm>
-            {error_line(pin.value())}
+            {form_error(pin.value(), &[])}
         </section>
         <p class="muted"><a href="/admin/sign-in">"Staff sign-in"</a></p>
     }
@@ -100,7 +85,7 @@ pub fn AdminSignInPage() -> impl IntoView {
                     <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="128" />
                     <button type="submit">"Sign in"</button>
                 </ActionForm>
-                {error_line(action.value())}
+                {form_error(action.value(), &[])}
             </section>
         </main>
     }
@@ -120,7 +105,7 @@ pub fn KioskEnrolPage() -> impl IntoView {
                     <input id="code" name="code" autocomplete="off" required maxlength="16" placeholder="XXXXX-XXXXX" />
                     <button type="submit">"Enrol"</button>
                 </ActionForm>
-                {error_line(action.value())}
+                {form_error(action.value(), &[])}
             </section>
         </main>
     }

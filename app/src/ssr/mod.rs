@@ -21,6 +21,18 @@ pub struct AppContext {
     pub local: std::sync::Arc<dyn LocalClock>,
 }
 
+/// What only the server process counts, as `/metrics` and `/readyz` export it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessNumbers {
+    /// "connected", "not subscribed", "disconnected"; `None` when this process does not ingest.
+    pub broker: Option<String>,
+    pub live_streams: i64,
+    pub mqtt_received: u64,
+    pub mqtt_applied: u64,
+    pub mqtt_stale: u64,
+    pub mqtt_rejected: u64,
+}
+
 /// The university's time zone (`--timezone`), as the pages need it.
 pub trait LocalClock: Send + Sync + std::fmt::Debug {
     /// Minutes the local time is ahead of UTC at `at_ms` (Unix ms).
@@ -30,8 +42,8 @@ pub trait LocalClock: Send + Sync + std::fmt::Debug {
 /// What only the server process knows (its broker connection, live streams, ingest counters),
 /// read for the admin's system page from the same values `/metrics` exports.
 pub trait SystemProbe: Send + Sync + std::fmt::Debug {
-    /// The live numbers; the fields read from the database are left at their defaults.
-    fn facts(&self) -> crate::admin::SystemFacts;
+    /// The live numbers (the system page reads the rest from the database).
+    fn numbers(&self) -> ProcessNumbers;
 
     /// What desk `desk`'s newest heartbeat said about itself ("firmware 1.2.0 · −60 dBm · up 3 h").
     fn desk_info(&self, desk: &str) -> Option<String>;

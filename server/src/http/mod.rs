@@ -132,16 +132,15 @@ struct Probe {
 }
 
 impl app::ssr::SystemProbe for Probe {
-    fn facts(&self) -> app::admin::SystemFacts {
+    fn numbers(&self) -> app::ssr::ProcessNumbers {
         let m = &self.metrics;
-        app::admin::SystemFacts {
+        app::ssr::ProcessNumbers {
             broker: self.ingest.as_ref().map(|s| s.describe().to_owned()),
             live_streams: m.sse_clients.get(),
             mqtt_received: m.mqtt_received.get(),
             mqtt_applied: m.mqtt_applied.get(),
             mqtt_stale: m.mqtt_stale.get(),
             mqtt_rejected: domain::protocol::Reject::LABELS.iter().map(|r| m.rejected(r)).sum(),
-            ..Default::default()
         }
     }
 

@@ -21,6 +21,7 @@ pub use system::SystemPage;
 
 use crate::AppError;
 use crate::pages::Header;
+use crate::pages::{field_error, form_error};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -67,32 +68,6 @@ fn refusal(e: AppError) -> AnyView {
         }
         .into_any(),
         e => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-    }
-}
-
-/// An action's error as a line under its form, unless it names one of `fields` (shown by the field).
-fn form_error<T: Clone + Send + Sync + 'static>(
-    value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
-    fields: &'static [&'static str],
-) -> impl IntoView {
-    move || {
-        value
-            .get()
-            .and_then(Result::err)
-            .filter(|e| e.field().is_none_or(|f| !fields.contains(&f)))
-            .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
-    }
-}
-
-/// The error of `field` from an action's last answer, shown under that field.
-fn field_error<T: Clone + Send + Sync + 'static>(
-    value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
-    field: &'static str,
-) -> impl IntoView {
-    move || {
-        value.get().and_then(Result::err).filter(|e| e.field() == Some(field)).map(|e| {
-            view! { <p class="field-error" id=format!("{field}-error") role="alert">{e.to_string()}</p> }
-        })
     }
 }
 
