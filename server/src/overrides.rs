@@ -7,14 +7,9 @@ use store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub fn start(store: Store, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+    crate::process::every(Duration::from_secs(1), shutdown, move || {
+        let store = store.clone();
+        async move {
             match store.expire_overrides(store::now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(ended = n, "status overrides ended at their end time"),

@@ -16,14 +16,9 @@ const ROUND: i64 = 5_000;
 const PER_TICK: usize = 20;
 
 pub fn start(store: Store, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+    crate::process::every(Duration::from_secs(60), shutdown, move || {
+        let store = store.clone();
+        async move {
             for _ in 0..PER_TICK {
                 match store.record_returns(ROUND).await {
                     Ok(n) if n as i64 == ROUND => {

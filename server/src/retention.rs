@@ -18,14 +18,9 @@ pub fn start(
         return;
     }
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+    crate::process::every(Duration::from_secs(3600), shutdown, move || {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        async move {
             let before = store::now_ms().saturating_sub(keep_ms);
             if let Err(e) = store.prune_returns(before).await {
                 tracing::warn!(error = %e, "cannot delete old presence returns; trying again in an hour");
