@@ -7,6 +7,7 @@ pub mod consult;
 pub mod demo;
 pub mod desk_sim;
 pub mod http;
+pub mod leader;
 pub mod mqtt;
 pub mod overrides;
 pub mod presence;

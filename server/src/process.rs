@@ -7,7 +7,7 @@
 use crate::config::{MqttArgs, ServeArgs};
 use crate::http::{self, AppState};
 use crate::mqtt::broker::{self, Credentials, Policy, ServerCredential};
-use crate::mqtt::{self, BrokerAddr, IngestHandle, Limits, MqttConfig};
+use crate::mqtt::{self, BrokerAddr, Limits, MqttConfig};
 use crate::telemetry::{self, Metrics};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -25,7 +25,8 @@ pub struct Running {
     pub broker: BrokerAddr,
     /// The server's MQTT client id.
     pub client_id: String,
-    pub ingest: IngestHandle,
+    /// The MQTT ingest's connection (while this instance leads).
+    pub ingest: Arc<mqtt::IngestStatus>,
     server: JoinHandle<()>,
 }
 
@@ -44,6 +45,8 @@ impl Running {
 /// Starts the broker (unless external), the ingest, the HTTP listener and (with `--demo`) the demo
 /// desks.
 pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
+    // On PostgreSQL every instance's buses carry every instance's events (see `crate::leader`).
+    let store = store.with_shared_log();
     let fds = crate::sys::raise_fd_limit();
     tracing::debug!(open_files = fds, "file descriptor limit");
     let metrics = Arc::new(Metrics::new());
@@ -83,12 +86,21 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
         hold_expiry: args.hold_expiry,
         request_expiry: args.request_expiry,
     };
-    let ingest = mqtt::start(config, store.clone(), metrics, state.shutdown.clone());
-    state.ingest = Some(ingest.status.clone());
-    crate::consult::start(store.clone(), ingest.client.clone(), consult, state.shutdown.clone());
-    crate::overrides::start(store.clone(), state.shutdown.clone());
-    crate::presence::start(store.clone(), state.shutdown.clone());
-    crate::retention::start(store.clone(), args.event_retention, state.metrics.clone(), state.shutdown.clone());
+    let status = Arc::new(mqtt::IngestStatus::default());
+    state.ingest = Some(status.clone());
+    if store.shared_log() {
+        state.log = Some(store.follow_log(state.shutdown.clone()).await.context("following the shared event log")?);
+    }
+    let leader_work = LeaderWork {
+        store: store.clone(),
+        mqtt: config,
+        consult,
+        status: status.clone(),
+        metrics: metrics.clone(),
+        event_retention: args.event_retention,
+    };
+    state.role =
+        crate::leader::run(store.clone(), metrics, state.shutdown.clone(), move |term| leader_work.start(term));
 
     let listener = http::listener::listen(args.bind)
         .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;
@@ -103,7 +115,37 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     }
     let router = http::app(state.clone());
     let server = tokio::spawn(http::listener::serve(listener, router, state.shutdown.clone(), args.header_timeout));
-    Ok(Running { state, http: addr, broker, client_id, ingest, server })
+    Ok(Running { state, http: addr, broker, client_id, ingest: status, server })
+}
+
+/// What the ingest leader runs, for each of its terms.
+struct LeaderWork {
+    store: Store,
+    mqtt: MqttConfig,
+    consult: crate::consult::ConsultConfig,
+    status: Arc<mqtt::IngestStatus>,
+    metrics: Arc<Metrics>,
+    event_retention: Duration,
+}
+
+impl LeaderWork {
+    /// Starts the ingest and the timers; all stop when `term` is cancelled.
+    fn start(&self, term: tokio_util::sync::CancellationToken) {
+        let store = &self.store;
+        let ingest =
+            mqtt::start(self.mqtt.clone(), store.clone(), self.metrics.clone(), self.status.clone(), term.clone());
+        crate::consult::start(store.clone(), ingest.client, self.consult.clone(), term.clone());
+        crate::overrides::start(store.clone(), term.clone());
+        crate::presence::start(store.clone(), term.clone());
+        crate::retention::start(store.clone(), self.event_retention, self.metrics.clone(), term.clone());
+        let status = self.status.clone();
+        tokio::spawn(async move {
+            term.cancelled().await;
+            use std::sync::atomic::Ordering::Relaxed;
+            status.connected.store(false, Relaxed);
+            status.subscribed.store(false, Relaxed);
+        });
+    }
 }
 
 /// The origins allowed to change state, and how cookies are written, from `--public-url` and

@@ -45,7 +45,7 @@ async fn health_and_readiness() {
     state.store.close().await;
     let (status, _, body) = get(&state, "/readyz", &[]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body, r#"{"database":"unavailable","status":"not ready"}"#);
+    assert_eq!(body, r#"{"database":"unavailable","role":"follower","status":"not ready"}"#);
     let (status, _, _) = get(&state, "/healthz", &[]).await;
     assert_eq!(status, StatusCode::OK);
 }

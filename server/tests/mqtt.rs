@@ -55,7 +55,7 @@ impl Harness {
             batch_delay: Duration::from_millis(2),
         };
         let token = CancellationToken::new();
-        let handle = mqtt::start(config, self.store.clone(), self.metrics.clone(), token.clone());
+        let handle = mqtt::start(config, self.store.clone(), self.metrics.clone(), Default::default(), token.clone());
         let stats = handle.status.clone();
         self.ingest = Some((handle, token));
         eventually("the ingest subscribes", || {

@@ -150,7 +150,7 @@ impl Store {
         };
         on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
         tx.commit().await?;
-        self.bus.publish(vec![event]);
+        self.publish_faculty(vec![event]);
         Ok(record)
     }
 
@@ -226,7 +226,7 @@ impl Store {
         let entry = crate::AuditEntry { detail: Some(detail), ..audit.clone() };
         on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
         tx.commit().await?;
-        self.bus.publish(vec![event]);
+        self.publish_faculty(vec![event]);
         Ok(Edit::Saved(after))
     }
 
@@ -271,7 +271,7 @@ impl Store {
         on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
         tx.commit().await?;
         let view = event.faculty.clone();
-        self.bus.publish(vec![event]);
+        self.publish_faculty(vec![event]);
         Ok(view)
     }
 
@@ -296,7 +296,7 @@ impl Store {
         on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
         tx.commit().await?;
         let faculty = view.faculty.clone();
-        self.bus.publish(vec![view]);
+        self.publish_faculty(vec![view]);
         Ok(faculty)
     }
 
@@ -328,7 +328,7 @@ impl Store {
             };
             on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
             tx.commit().await?;
-            self.bus.publish(vec![event]);
+            self.publish_faculty(vec![event]);
             n += 1;
         }
         Ok(n)
@@ -483,7 +483,7 @@ impl Store {
         }
         on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
         tx.commit().await?;
-        self.bus.publish(events);
+        self.publish_faculty(events);
         if let Some(f) = to {
             self.queues_bus.publish_one(f);
         }
@@ -505,7 +505,7 @@ impl Store {
         };
         on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
         tx.commit().await?;
-        self.bus.publish(event.into_iter().collect());
+        self.publish_faculty(event.into_iter().collect());
         Ok(())
     }
 

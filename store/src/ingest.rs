@@ -41,7 +41,7 @@ impl Store {
         loop {
             match self.try_apply(changes).await {
                 Ok((outcomes, events)) => {
-                    self.bus.publish(events);
+                    self.publish_faculty(events);
                     return Ok(outcomes);
                 }
                 Err(StoreError::VersionConflict) if attempt + 1 < MAX_ATTEMPTS => {

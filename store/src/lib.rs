@@ -42,6 +42,7 @@ mod read;
 mod requests;
 mod rows;
 mod sessions;
+mod shared;
 mod tx;
 
 pub use accounts::{Admin, AdminCredential, Kiosk, NewStudent, Student, StudentCredential, StudentFields};
@@ -52,6 +53,7 @@ pub use ingest::{Change, DeadLetter, Outcome};
 pub use meta::random_hex;
 pub use requests::{Actor, AdminRequest, DeskOutcome, DeskWork, NewRequest, PlaceError, RequestEvent, RequestFilter};
 pub use sessions::{AuditEntry, AuditFilter, AuditRow, SessionRow};
+pub use shared::{LeaderLock, LogFollower};
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -100,6 +102,8 @@ pub struct Store {
     write_order: Arc<tokio::sync::Mutex<()>>,
     /// The ingest's bulk statements for this backend.
     bulk: Arc<ingest::BulkSql>,
+    /// The buses are fed from the shared log ([`Store::follow_log`]), not by this store's writes.
+    shared_log: bool,
 }
 
 /// Current time in Unix milliseconds.
@@ -157,6 +161,7 @@ impl Store {
             queues_bus: Bus::new(4096),
             write_order: Arc::default(),
             bulk,
+            shared_log: false,
         })
     }
 
@@ -186,6 +191,14 @@ impl Store {
     pub fn with_bus_capacity(mut self, capacity: usize) -> Store {
         self.bus = EventBus::new(capacity);
         self
+    }
+
+    /// After a commit: the board's events go on the bus — unless the bus is fed from the shared log,
+    /// which will carry these too, in id order with every other instance's.
+    pub(crate) fn publish_faculty(&self, events: Vec<Arc<domain::FacultyEvent>>) {
+        if !self.shared_log {
+            self.bus.publish(events);
+        }
     }
 
     /// A round trip to the database (for `/readyz`).

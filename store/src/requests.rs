@@ -612,16 +612,21 @@ impl Store {
 
     /// After a commit: the board's events, the students' events, the desks' queues.
     async fn publish_requests(&self, out: Published) {
-        self.bus.publish(out.faculty);
+        self.publish_faculty(out.faculty);
+        // Queue cues stay local too: this instance may be the one publishing queues (the shared
+        // log's NOTIFY cues the others), and a cue twice publishes the same queue twice.
+        for fid in &out.queues {
+            self.queues_bus.publish_one(*fid);
+        }
+        if self.shared_log {
+            return;
+        }
         for id in out.requests {
             match self.request_event(id).await {
                 Ok(Some(ev)) => self.requests_bus.publish_one(Arc::new(ev)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, request = id, "cannot read a committed request for its event"),
             }
-        }
-        for fid in out.queues {
-            self.queues_bus.publish_one(fid);
         }
     }
 

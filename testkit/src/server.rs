@@ -34,6 +34,7 @@ pub struct TestServerBuilder {
     anonymous_desks: bool,
     mqtt_tls: Option<(std::net::SocketAddr, std::path::PathBuf, std::path::PathBuf)>,
     event_retention: Duration,
+    wait_for_ingest: bool,
 }
 
 impl TestServer {
@@ -51,6 +52,7 @@ impl TestServer {
             anonymous_desks: true,
             mqtt_tls: None,
             event_retention: Duration::ZERO,
+            wait_for_ingest: true,
         }
     }
 
@@ -204,7 +206,15 @@ impl TestServerBuilder {
         self
     }
 
-    /// Starts it; returns once the ingest's subscription is accepted.
+    /// Another instance on the same PostgreSQL database and broker (as its leader's builder says):
+    /// `start` returns without waiting for an ingest, which only the leader runs.
+    pub fn another_instance(mut self) -> Self {
+        self.wait_for_ingest = false;
+        self
+    }
+
+    /// Starts it; returns once the ingest's subscription is accepted (unless
+    /// [`TestServerBuilder::another_instance`]).
     pub async fn start(mut self) -> TestServer {
         let dir = tempfile::tempdir().expect("a temp dir");
         let database = self.database.get_or_insert_with(|| Arc::new(crate::databases::sqlite())).clone();
@@ -258,12 +268,17 @@ impl TestServerBuilder {
             },
         };
         let running = process::start(args, store.clone()).await.expect("the server starts");
-        let status = running.ingest.status.clone();
-        crate::eventually("the ingest subscribes", || {
-            let s = status.clone();
-            async move { s.subscribed.load(Relaxed) }
-        })
-        .await;
+        let status = running.ingest.clone();
+        if self.wait_for_ingest {
+            crate::eventually("the ingest subscribes", || {
+                let s = status.clone();
+                async move { s.subscribed.load(Relaxed) }
+            })
+            .await;
+        }
+        // The server's own handle: on PostgreSQL its buses are fed from the shared log, and a
+        // write through another handle on the same buses would also publish directly.
+        let store = running.state.store.clone();
         TestServer {
             url: format!("http://{}", running.http),
             db,

@@ -20,8 +20,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Ready to serve: the database takes a write (not merely a read: regression, outside test run —
 /// with its files unwritable the server answered "ready" while every write failed), and, when
-/// ingesting, the MQTT broker is connected and has accepted our subscription. 503 otherwise, saying
-/// what is missing; internals go to the log.
+/// this instance is the ingest leader, the MQTT broker is connected and has accepted our
+/// subscription (a follower does not talk MQTT). 503 otherwise, saying what is missing; internals
+/// go to the log. `role` says `leader` or `follower` (several instances: `crate::leader`).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = match tokio::time::timeout(PROBE_TIMEOUT, state.store.probe_write()).await {
         Ok(Ok(())) => "ok",
@@ -34,9 +35,14 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "unavailable"
         }
     };
-    let mqtt = state.ingest.as_ref().map(|s| s.describe());
+    let leader = state.role.is_leader();
+    let mqtt = state.ingest.as_ref().filter(|_| leader).map(|s| s.describe());
     let ready = database == "ok" && mqtt.is_none_or(|m| m == "connected");
-    let mut body = json!({ "status": if ready { "ready" } else { "not ready" }, "database": database });
+    let mut body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "database": database,
+        "role": state.role.as_str(),
+    });
     if let Some(m) = mqtt {
         body["mqtt"] = json!(m);
     }

@@ -58,5 +58,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(err) => tracing::warn!(error = %err, "metrics: cannot count dead letters"),
     }
+    if let Some(log) = &state.log {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Counters only grow: add what the follower counted since the last scrape.
+        m.notify_gaps.inc_by(log.gaps.load(Relaxed).saturating_sub(m.notify_gaps.get()));
+        m.log_events.inc_by(log.events.load(Relaxed).saturating_sub(m.log_events.get()));
+        m.notify_lag_seconds.set(log.lag_ms.load(Relaxed) as f64 / 1000.0);
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
 }

@@ -60,6 +60,10 @@ pub struct AppState {
     pub feeds: feeds::StudentFeeds,
     /// The university's time zone (`--timezone`): office hours are its local times.
     pub zone: jiff::tz::TimeZone,
+    /// Whether this instance is the ingest leader (always, on SQLite).
+    pub role: Arc<crate::leader::Role>,
+    /// The shared log's follower (PostgreSQL), for `/metrics`.
+    pub log: Option<Arc<store::LogFollower>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -97,6 +101,8 @@ impl AppState {
             keep_alive: std::time::Duration::from_secs(15),
             metrics: Arc::default(),
             frames: Arc::default(),
+            role: Arc::default(),
+            log: None,
         }
     }
 

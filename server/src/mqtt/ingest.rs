@@ -33,7 +33,15 @@ const REQUESTS: usize = 65_536;
 /// message costs is the broker's own limit (docs/DEPLOY.md: Mosquitto's `message_size_limit`).
 const MAX_INCOMING_PACKET: usize = 268_435_455 + 5;
 
-pub fn start(config: MqttConfig, store: Store, metrics: Arc<Metrics>, shutdown: CancellationToken) -> IngestHandle {
+/// Starts the ingest, reporting its connection on `status` (one per process, kept across the
+/// terms of a leader: see `crate::leader`).
+pub fn start(
+    config: MqttConfig,
+    store: Store,
+    metrics: Arc<Metrics>,
+    status: Arc<IngestStatus>,
+    shutdown: CancellationToken,
+) -> IngestHandle {
     let mut opts = config.broker.mqtt_options(&config.client_id);
     opts.set_clean_session(false) // a persistent session: what arrives while we are down is kept
         .set_manual_acks(true) // acked only after the commit
@@ -47,7 +55,6 @@ pub fn start(config: MqttConfig, store: Store, metrics: Arc<Metrics>, shutdown: 
     // for the broker's delayed ack, up to 40 ms on Linux: measured as a flat 0-50 ms spread of
     // submit -> desk snapshot at any load (`loadgen --consult`, p50 23 ms, p99 47 ms at 0.2 cores).
     eventloop.network_options.set_tcp_nodelay(true);
-    let status = Arc::new(IngestStatus::default());
     // Unbounded on purpose: the poll loop must never wait on the batcher. The acks the batcher
     // sends after each commit travel through the same event loop, so a poll loop blocked on a full
     // channel and a batcher blocked on a full request queue wait for each other for ever — seen

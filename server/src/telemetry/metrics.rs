@@ -61,6 +61,13 @@ pub struct Metrics {
     pub sse_lagged: Counter,
     pub sse_snapshots: Counter,
     pub http_requests: Family<RouteLabels, Counter>,
+    // Several instances (PostgreSQL).
+    pub leader: Gauge,
+    pub leader_terms: Counter,
+    pub leader_lost: Counter,
+    pub notify_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub notify_gaps: Counter,
+    pub log_events: Counter,
 }
 
 impl Default for Metrics {
@@ -87,6 +94,12 @@ impl Metrics {
             commit_errors: Counter::default(),
             desks_timed_out: Counter::default(),
             events_pruned: Counter::default(),
+            leader: Gauge::default(),
+            leader_terms: Counter::default(),
+            leader_lost: Counter::default(),
+            notify_lag_seconds: Gauge::default(),
+            notify_gaps: Counter::default(),
+            log_events: Counter::default(),
             commit_batch_size: Histogram::new(SIZES),
             commit_duration_seconds: Histogram::new(SECONDS),
             apply_latency_seconds: Histogram::new(SECONDS),
@@ -169,6 +182,24 @@ impl Metrics {
         r.register("sse_lagged", "Stream receivers that fell behind the bus", m.sse_lagged.clone());
         r.register("sse_snapshots", "Snapshots sent instead of a replay", m.sse_snapshots.clone());
         r.register("http_requests", "HTTP requests by route and status", m.http_requests.clone());
+        r.register("leader", "1 while this instance is the ingest leader", m.leader.clone());
+        r.register("leader_terms", "Times this instance became the ingest leader", m.leader_terms.clone());
+        r.register(
+            "leader_lost",
+            "Times this instance lost the leader's lock without stopping (its database connection ended)",
+            m.leader_lost.clone(),
+        );
+        r.register(
+            "notify_lag_seconds",
+            "From the newest board event's write to its publication on this instance, at the last read of the shared log",
+            m.notify_lag_seconds.clone(),
+        );
+        r.register(
+            "notify_gaps",
+            "Times the database's notifications were lost (each one read the log again from the cursor)",
+            m.notify_gaps.clone(),
+        );
+        r.register("log_events", "Board events read from the shared log", m.log_events.clone());
         m
     }
 

@@ -1,0 +1,273 @@
+//! Several instances on one PostgreSQL database (docs/ARCHITECTURE.md, "Several instances").
+//!
+//! - **Leadership**: one instance ingests desk messages and runs the timers. It holds a session
+//!   advisory lock on a dedicated connection ([`LeaderLock`]); when that connection ends (the
+//!   process died, the database restarted, the connection was killed) PostgreSQL releases the lock
+//!   and another instance takes it. Correctness never rests on there being one leader — every
+//!   write is a versioned transaction and every desk message carries its clock — leadership keeps
+//!   one desk's messages on one subscriber, in order, and the timers from running N times.
+//! - **Live events**: with a shared log ([`Store::with_shared_log`]) the buses are fed by
+//!   [`Store::follow_log`], which reads the event logs from this instance's own cursors whenever
+//!   a NOTIFY (migration 0011) says there is something new, and every [`POLL`] regardless. The
+//!   writers' own after-commit publishing is then off, so every event reaches the buses once, in
+//!   id order, whichever instance committed it.
+//!
+//! Why id order holds: every transaction that appends to a log takes the event-log lock first
+//! ([`Store::event_tx`]) and holds it until its commit is visible, so an id becomes visible only
+//! after every smaller one that will ever exist.
+
+use crate::requests::RequestEvent;
+use crate::{Db, Result, Store, StoreError};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The advisory lock key of the ingest leader (another key than the event-log lock's).
+const LEADER_KEY: i64 = 7_290_002;
+
+/// The NOTIFY channel of migration 0011.
+const CHANNEL: &str = "consultease";
+
+/// How often the log is read without a notification: the safety net for a notification lost
+/// while the listener was reconnecting (it also re-reads at once on every reconnect).
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// Events read per round.
+const PAGE: i64 = 1000;
+
+/// The ingest leader's lock. Dropping it ends the connection, which releases the lock.
+pub struct LeaderLock {
+    /// `None` on SQLite: one process owns the file, and so leads.
+    conn: Option<PgConnection>,
+}
+
+impl std::fmt::Debug for LeaderLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderLock").field("postgres", &self.conn.is_some()).finish()
+    }
+}
+
+impl LeaderLock {
+    /// A round trip on the lock's connection: `Ok` while the lock is held. An error means the
+    /// connection (and with it the lock) is gone.
+    pub async fn check(&mut self) -> Result<()> {
+        if let Some(conn) = self.conn.as_mut() {
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the lock up at once (a graceful stop: the next leader need not wait).
+    pub async fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// What [`Store::follow_log`] has seen, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LogFollower {
+    /// Times the listener's connection was lost (each one read again from the cursor).
+    pub gaps: AtomicU64,
+    /// Milliseconds from the newest event's write to its publication here, at the last round.
+    pub lag_ms: AtomicI64,
+    /// Events published from the log.
+    pub events: AtomicU64,
+}
+
+impl Store {
+    /// This store's buses carry what every instance commits, read back from the logs by
+    /// [`Store::follow_log`] (which must then run); its own writes no longer publish directly.
+    /// For PostgreSQL only (one SQLite file serves one process); a no-op elsewhere.
+    pub fn with_shared_log(mut self) -> Store {
+        self.shared_log = matches!(self.db, Db::Postgres(_));
+        self
+    }
+
+    /// Whether the buses are fed from the shared log.
+    pub fn shared_log(&self) -> bool {
+        self.shared_log
+    }
+
+    /// Tries to become the ingest leader: `Some` when this instance now holds the lock. Always
+    /// `Some` on SQLite.
+    pub async fn try_lead(&self) -> Result<Option<LeaderLock>> {
+        let Db::Postgres(pool) = &self.db else { return Ok(Some(LeaderLock { conn: None })) };
+        let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+        let held: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_KEY).fetch_one(&mut conn).await?;
+        if held {
+            Ok(Some(LeaderLock { conn: Some(conn) }))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    /// Feeds this store's buses from the shared log until `shutdown` (see the module's notes).
+    /// Starts from the newest events as of now; call before serving pages.
+    pub async fn follow_log(&self, shutdown: CancellationToken) -> Result<Arc<LogFollower>> {
+        let Db::Postgres(pool) = &self.db else {
+            return Err(StoreError::Corrupt("only a PostgreSQL store follows a shared log".into()));
+        };
+        let stats = Arc::new(LogFollower::default());
+        let mut cursors =
+            Cursors { events: self.newest_event_id().await?, requests: self.newest_request_event_id().await? };
+        let (store, pool, out) = (self.clone(), pool.clone(), stats.clone());
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            while !shutdown.is_cancelled() {
+                match follow(&store, &pool, &mut cursors, &out, &shutdown).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        out.gaps.fetch_add(1, Relaxed);
+                        failures += 1;
+                        if failures == 1 || failures.is_power_of_two() {
+                            tracing::warn!(error = %e, failures, "lost the database's notifications; reading the log again from this instance's cursor");
+                        }
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        }
+                    }
+                }
+            }
+        });
+        Ok(stats)
+    }
+
+    /// The newest request event id (0 when none).
+    async fn newest_request_event_id(&self) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM request_events";
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
+    }
+
+    /// Request events after `cursor`, oldest first (each request once, at its newest event, with the
+    /// request as it is now), and the cursor after them.
+    async fn request_events_since(&self, cursor: i64) -> Result<(Vec<RequestEvent>, i64, bool)> {
+        let sql = "SELECT id, request_id, student_id FROM request_events WHERE id > $1 ORDER BY id LIMIT $2";
+        let rows: Vec<(i64, i64, i64)> =
+            on_db!(&self.db, pool => sqlx::query_as(sql).bind(cursor).bind(PAGE).fetch_all(pool).await)?;
+        let full = rows.len() as i64 == PAGE;
+        let next = rows.last().map_or(cursor, |r| r.0);
+        let mut newest = std::collections::HashMap::new();
+        for (id, request, student) in rows {
+            newest.insert(request, (id, student));
+        }
+        let mut newest: Vec<_> = newest.into_iter().collect();
+        newest.sort_by_key(|(_, (id, _))| *id);
+        let mut out = Vec::with_capacity(newest.len());
+        for (request_id, (id, student_id)) in newest {
+            if let Some(request) = self.request_view(request_id).await? {
+                out.push(RequestEvent { id, student_id, request });
+            }
+        }
+        Ok((out, next, full))
+    }
+
+    /// Publishes the logs' events after the cursors; advances them.
+    async fn catch_up(&self, cursors: &mut Cursors, stats: &LogFollower) -> Result<()> {
+        loop {
+            let events = self.events_after(cursors.events, PAGE).await?;
+            let full = events.len() as i64 == PAGE;
+            if let Some(last) = events.last() {
+                cursors.events = last.id;
+                let at: Option<i64> = on_db!(&self.db, pool => sqlx::query_scalar("SELECT at FROM status_events WHERE id = $1")
+                    .bind(last.id)
+                    .fetch_optional(pool)
+                    .await)?;
+                if let Some(at) = at {
+                    stats.lag_ms.store(crate::now_ms().saturating_sub(at), Relaxed);
+                }
+                stats.events.fetch_add(events.len() as u64, Relaxed);
+                self.bus.publish(events.into_iter().map(Arc::new).collect());
+            }
+            if !full {
+                break;
+            }
+        }
+        loop {
+            let (events, next, full) = self.request_events_since(cursors.requests).await?;
+            cursors.requests = next;
+            for ev in events {
+                self.requests_bus.publish_one(Arc::new(ev));
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every faculty member with a queue: cued after a gap, when a queue change may have been missed.
+    async fn cue_all_queues(&self) -> Result<()> {
+        for fid in self.faculty_with_queues().await? {
+            self.queues_bus.publish_one(fid);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cursors {
+    events: i64,
+    requests: i64,
+}
+
+/// One listening connection's life: listen, read everything after the cursors (whatever was
+/// missed while not listening), then read again on each notification or every [`POLL`]. Returns
+/// `Ok` at shutdown, `Err` when the connection is lost (the caller counts a gap and comes back).
+async fn follow(
+    store: &Store,
+    pool: &sqlx::PgPool,
+    cursors: &mut Cursors,
+    stats: &LogFollower,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    store.catch_up(cursors, stats).await?;
+    store.cue_all_queues().await?;
+    loop {
+        let mut due = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            n = listener.try_recv() => {
+                // `None`: the connection was lost (and is re-opened by the next call); anything
+                // sent meanwhile is gone, so this is a gap like an error.
+                let Some(n) = n? else { return Err(StoreError::Unreachable("the notification connection closed".into())) };
+                due |= note(store, n.payload(), cursors);
+                while let Some(n) = listener.next_buffered() {
+                    due |= note(store, n.payload(), cursors);
+                }
+            }
+            _ = tokio::time::sleep(POLL) => due = true,
+        }
+        if due {
+            store.catch_up(cursors, stats).await?;
+        }
+    }
+}
+
+/// Acts on one notification: a queue cue goes straight to the queue publisher; a log's new id
+/// says whether there is anything to read.
+fn note(store: &Store, payload: &str, cursors: &Cursors) -> bool {
+    let (kind, id) = payload.split_once(':').unwrap_or(("", ""));
+    let Ok(id) = id.parse::<i64>() else {
+        tracing::warn!(payload, "a notification not of this version's form; reading the log");
+        return true;
+    };
+    match kind {
+        "q" => {
+            store.queues_bus.publish_one(id);
+            false
+        }
+        "e" => id > cursors.events,
+        "r" => id > cursors.requests,
+        _ => true,
+    }
+}
