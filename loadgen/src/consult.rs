@@ -118,7 +118,7 @@ fn request_index(message: &str) -> Option<usize> {
 }
 
 /// Students `L{run}-{i}`, each with a fresh session; returns the session tokens.
-async fn students(store: &Store, n: usize) -> Result<Vec<String>> {
+pub(crate) async fn students(store: &Store, n: usize) -> Result<Vec<String>> {
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 1_000_000;
     let new: Vec<store::NewStudent> = (0..n)
         .map(|i| store::NewStudent {
@@ -151,7 +151,7 @@ async fn students(store: &Store, n: usize) -> Result<Vec<String>> {
     Ok(tokens)
 }
 
-fn cookie(token: &str) -> String {
+pub(crate) fn cookie(token: &str) -> String {
     // The server reads the one its URL calls for (`__Host-` over HTTPS and loopback).
     format!("__Host-ce_session={token}; ce_session={token}")
 }

@@ -8,6 +8,7 @@
 //! - latency publish → SSE receipt over all clients, throughput, the server's RSS and CPU from /proc,
 //!   and the floor: a raw MQTT round trip through the same broker, no server.
 
+pub mod chaos;
 pub mod consult;
 mod procstat;
 
@@ -242,7 +243,7 @@ fn metric(text: &str, name: &str) -> u64 {
     text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
 }
 
-async fn seed(store: &Store, n: usize) -> Result<Vec<String>> {
+pub(crate) async fn seed(store: &Store, n: usize) -> Result<Vec<String>> {
     let have: std::collections::HashSet<String> = store.list_desks().await?.into_iter().map(|d| d.id).collect();
     let mut ids = Vec::with_capacity(n);
     for i in 1..=n {

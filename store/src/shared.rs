@@ -174,17 +174,20 @@ impl Store {
         loop {
             let events = self.events_after(cursors.events, PAGE).await?;
             let full = events.len() as i64 == PAGE;
-            if let Some(last) = events.last() {
-                cursors.events = last.id;
-                let at: Option<i64> = on_db!(&self.db, pool => sqlx::query_scalar("SELECT at FROM status_events WHERE id = $1")
-                    .bind(last.id)
-                    .fetch_optional(pool)
-                    .await)?;
-                if let Some(at) = at {
-                    stats.lag_ms.store(crate::now_ms().saturating_sub(at), Relaxed);
-                }
+            if let Some(last) = events.last().map(|e| e.id) {
+                // Publish, then advance, then measure: nothing after reading may fail between
+                // advancing the cursor and publishing. (Found by the chaos suite's
+                // `db-connections`: the lag query failed on a killed connection after the cursor
+                // had moved, and one event never reached this instance's streams.)
                 stats.events.fetch_add(events.len() as u64, Relaxed);
                 self.bus.publish(events.into_iter().map(Arc::new).collect());
+                cursors.events = last;
+                let at: std::result::Result<Option<i64>, sqlx::Error> = on_db!(&self.db, pool => {
+                    sqlx::query_scalar("SELECT at FROM status_events WHERE id = $1").bind(last).fetch_optional(pool).await
+                });
+                if let Ok(Some(at)) = at {
+                    stats.lag_ms.store(crate::now_ms().saturating_sub(at), Relaxed);
+                }
             }
             if !full {
                 break;

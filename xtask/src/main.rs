@@ -40,11 +40,19 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Every check: fmt, clippy (server and wasm), unit and integration tests, browser tests.
+    /// Every check: fmt, clippy (server and wasm), unit and integration tests, a short
+    /// fault-injection run (when PostgreSQL and mosquitto are there), browser tests.
     Test {
         /// Skip the browser tests (they need Chromium and Node.js).
         #[arg(long)]
         no_browser: bool,
+    },
+    /// The fault-injection suite (release build): three instances on PostgreSQL and a Mosquitto of
+    /// its own, faults under load, the model checked after each. Needs PostgreSQL
+    /// (CONSULTEASE_TEST_POSTGRES_URL) and the `mosquitto` binary. `-- --help` for its options.
+    Chaos {
+        #[arg(last = true)]
+        args: Vec<String>,
     },
 }
 
@@ -90,6 +98,13 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Test { no_browser } => ws.test(!no_browser)?,
+        Cmd::Chaos { args } => {
+            ws.cargo(
+                "building the server and the suite (release)",
+                &["build", "--release", "-p=server", "--bin=consultease", "-p=loadgen", "--bin=consultease-chaos"],
+            )?;
+            ws.chaos(Profile::Release, &args)?;
+        }
     }
     Ok(())
 }
@@ -178,6 +193,13 @@ impl Workspace {
         test.extend(SERVER_PACKAGES);
         test.push("-p=xtask");
         self.cargo("unit and integration tests", &test)?;
+        if chaos_services()? {
+            self.cargo(
+                "building the server and the fault-injection suite",
+                &["build", "-p=server", "--bin=consultease", "-p=loadgen", "--bin=consultease-chaos"],
+            )?;
+            self.chaos(Profile::Debug, &["--short".into()])?;
+        }
         if !browser {
             step("browser tests skipped (--no-browser)");
             return Ok(());
@@ -198,6 +220,61 @@ impl Workspace {
             bail!("browser tests failed ({status})");
         }
         Ok(())
+    }
+}
+
+impl Workspace {
+    /// Runs the fault-injection suite with this profile's binaries.
+    fn chaos(&self, profile: Profile, args: &[String]) -> Result<()> {
+        let dir = self.target.join(if profile == Profile::Release { "release" } else { "debug" });
+        step(&format!("fault-injection suite {}", args.join(" ")));
+        let status = Command::new(dir.join("consultease-chaos"))
+            .arg("--server-bin")
+            .arg(dir.join("consultease"))
+            .arg("--dir")
+            .arg(self.target.join("chaos"))
+            .args(args)
+            .current_dir(&self.root)
+            .status()
+            .context("starting the fault-injection suite")?;
+        if !status.success() {
+            bail!(
+                "the fault-injection suite failed ({status}); the processes' logs are in {}",
+                self.target.join("chaos").display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether the short fault-injection run can go: PostgreSQL reachable and `mosquitto` installed.
+/// Where services are required (CI), their absence is an error, never a silent skip.
+fn chaos_services() -> Result<bool> {
+    let url = std::env::var("CONSULTEASE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let addr = url
+        .split_once("://")
+        .map(|(_, rest)| rest.rsplit_once('@').map_or(rest, |(_, h)| h))
+        .and_then(|rest| rest.split('/').next())
+        .map(|hp| if hp.contains(':') { hp.to_owned() } else { format!("{hp}:5432") })
+        .unwrap_or_default();
+    let postgres = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok());
+    let mosquitto = Command::new("mosquitto").arg("-h").output().is_ok();
+    let required = std::env::var("CONSULTEASE_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    match (postgres && mosquitto, required) {
+        (true, _) => Ok(true),
+        (false, true) => bail!(
+            "the fault-injection suite needs PostgreSQL at {addr} (reachable: {postgres}) and the mosquitto binary (found: {mosquitto})"
+        ),
+        (false, false) => {
+            step(&format!(
+                "fault-injection suite skipped: it needs PostgreSQL at {addr} (reachable: {postgres}) and mosquitto (found: {mosquitto})"
+            ));
+            Ok(false)
+        }
     }
 }
 
