@@ -136,6 +136,17 @@ pub fn parse_topic<'t>(prefix: &str, topic: &'t str) -> Result<(&'t str, Kind), 
     Ok((desk, kind))
 }
 
+/// What the server makes of one message on a desk topic: the desk and its typed payload, or why
+/// it is refused. The ingest's whole reading of the wire (the fuzz target `tests/fuzz_desk_input.rs`
+/// drives it). The size is checked first: an oversized payload is `too_large` wherever it was sent.
+pub fn classify<'t>(prefix: &str, topic: &'t str, payload: &[u8]) -> Result<(&'t str, Payload), Reject> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(Reject::TooLarge(payload.len()));
+    }
+    let (desk, kind) = parse_topic(prefix, topic)?;
+    Ok((desk, Payload::parse(kind, payload)?))
+}
+
 /// Everything a desk publishes, typed. [`Payload::encode`] writes what [`Payload::parse`] reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {

@@ -105,6 +105,11 @@ impl Desk {
         self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await.expect("the publish is queued");
     }
 
+    /// Publishes exactly `payload` on any topic (QoS 1): what a broken or hostile client sends.
+    pub async fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("the publish is queued");
+    }
+
     /// A state payload at `seq` of this desk's boot.
     pub fn state_payload(&self, seq: u64, present: bool, busy: bool) -> Vec<u8> {
         Payload::State { clock: DeskClock::new(self.boot, seq), present, busy }.encode()

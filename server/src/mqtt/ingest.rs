@@ -421,12 +421,7 @@ fn desk_work(desk: String, payload: protocol::Payload) -> Option<DeskWork> {
 
 /// A desk message: its effect on the desk's record, and the payload (for acks and answers).
 fn parse(prefix: &str, p: &Publish) -> Result<(Change, protocol::Payload), Reject> {
-    // Checked before the topic: an oversized payload is `too_large` wherever it was sent.
-    if p.payload.len() > protocol::MAX_PAYLOAD {
-        return Err(Reject::TooLarge(p.payload.len()));
-    }
-    let (desk, kind) = protocol::parse_topic(prefix, &p.topic)?;
-    let payload = protocol::Payload::parse(kind, &p.payload)?;
+    let (desk, payload) = protocol::classify(prefix, &p.topic, &p.payload)?;
     Ok((Change::Message { desk: desk.to_owned(), message: payload.message() }, payload))
 }
 
