@@ -160,7 +160,8 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
     server::sys::raise_fd_limit();
     let broker = args.broker.connect_to()?;
     let prefix = args.broker.mqtt_prefix.clone();
-    let (host, port) = host_port(&args.url)?;
+    let url = args.url.first().context("no --url")?;
+    let (host, port) = host_port(url)?;
     let (d, s) = (args.desks.max(1), args.students.max(1));
     let say = |msg: &str| {
         if !args.quiet {
@@ -359,7 +360,7 @@ pub async fn run(args: &crate::LoadgenArgs) -> Result<ConsultReport> {
     let t0 = Instant::now();
     say(&format!("submitting {total} requests at {}/s", args.rate));
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
-    let base = args.url.trim_end_matches('/').to_owned();
+    let base = url.trim_end_matches('/').to_owned();
     let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel::<(u16, u32)>();
     let started = Instant::now();
     shared.submit_base.store(shared.now_ns(), Relaxed);

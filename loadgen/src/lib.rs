@@ -31,9 +31,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
-    /// The server under test.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    pub url: String,
+    /// The server under test. Several instances of one deployment: comma-separated URLs; the SSE
+    /// clients are spread over them in turn (the first one answers everything else).
+    #[arg(long, default_value = "http://127.0.0.1:3000", value_delimiter = ',')]
+    pub url: Vec<String>,
     /// The server's database (the load desks are registered in it, once).
     #[arg(long, env = "CONSULTEASE_DATABASE_URL", default_value = "sqlite://data/consultease.db")]
     pub database_url: String,
@@ -507,7 +508,8 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
     let database_url = args.database_url.as_str();
     let broker = args.broker.connect_to()?;
     let prefix = args.broker.mqtt_prefix.as_str();
-    let (host, port) = host_port(&args.url)?;
+    let (host, port) = host_port(args.url.first().context("no --url")?)?;
+    let streams_at = args.url.iter().map(|u| host_port(u)).collect::<Result<Vec<_>>>()?;
     let d = args.desks.max(1);
     let say = |msg: &str| {
         if !args.quiet {
@@ -620,8 +622,9 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report> {
 
     say(&format!("connecting {} SSE clients", args.clients));
     let mut clients = Vec::with_capacity(args.clients);
-    for _ in 0..args.clients {
-        clients.push(tokio::spawn(client(shared.clone(), host.clone(), port, snap.cursor)));
+    for k in 0..args.clients {
+        let (host, port) = streams_at[k % streams_at.len()].clone();
+        clients.push(tokio::spawn(client(shared.clone(), host, port, snap.cursor)));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while shared.settled.load(Relaxed) < args.clients as u64 && Instant::now() < deadline {
