@@ -117,7 +117,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(upstream: u16) -> Result<Proxy> {
+    async fn start(upstream: (String, u16)) -> Result<Proxy> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let mode = Arc::new(AtomicU8::new(PASS));
@@ -129,9 +129,11 @@ impl Proxy {
                     continue; // dropped: closed at once
                 }
                 let token = c.lock().map(|t| t.clone()).unwrap_or_default();
-                let m = m.clone();
+                let (m, upstream) = (m.clone(), upstream.clone());
                 tokio::spawn(async move {
-                    let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                    let Ok(up) = tokio::net::TcpStream::connect((upstream.0.as_str(), upstream.1)).await else {
+                        return;
+                    };
                     let _ = down.set_nodelay(true);
                     let _ = up.set_nodelay(true);
                     let (dr, dw) = down.into_split();
@@ -286,8 +288,12 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// The suite's database URL, by way of the proxy (user and password as given).
     fn db_via_proxy(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{}", self.db_proxy.port, self.db_name)
+        let mut u = url::Url::parse(&self.db_direct).expect("the database URL parsed before");
+        let _ = u.set_host(Some("127.0.0.1"));
+        let _ = u.set_port(Some(self.db_proxy.port));
+        u.to_string()
     }
 
     async fn start_instance(&mut self, n: usize) -> Result<()> {
@@ -599,12 +605,14 @@ pub async fn run(args: ChaosArgs) -> Result<ChaosReport> {
     std::fs::create_dir_all(dir.join("site"))?;
     let (head, _) = args.postgres.rsplit_once('/').context("--postgres ends in /database")?;
     let db_name = format!("consultease_chaos_{}", std::process::id());
+    drop_leftovers(&args.postgres).await;
     let db_direct = format!("{head}/{db_name}");
+    let db_name_kept = db_name.clone();
     let store = Store::connect(&db_direct).await.context("creating the suite's database")?;
-    let pg_port = url::Url::parse(&args.postgres)?.port().unwrap_or(5432);
-    let db_proxy = Proxy::start(pg_port).await?;
+    let pg = url::Url::parse(&args.postgres)?;
+    let db_proxy = Proxy::start((pg.host_str().unwrap_or("127.0.0.1").to_owned(), pg.port().unwrap_or(5432))).await?;
     let broker = Mosquitto::start(&args.mosquitto, &dir).await?;
-    let broker_proxy = Proxy::start(broker.port).await?;
+    let broker_proxy = Proxy::start(("127.0.0.1".to_owned(), broker.port)).await?;
     let desk_ids = crate::seed(&store, args.desks).await?;
     let faculty: Vec<i64> = {
         let desks = store.list_desks().await?;
@@ -615,7 +623,7 @@ pub async fn run(args: ChaosArgs) -> Result<ChaosReport> {
         dir: dir.clone(),
         db_direct,
         db_proxy,
-        db_name,
+        db_name: db_name_kept,
         broker,
         broker_proxy,
         instances: Vec::new(),
@@ -663,7 +671,29 @@ pub async fn run(args: ChaosArgs) -> Result<ChaosReport> {
         report.failover_max_ms = fo[fo.len() - 1];
     }
     drop(c);
+    // The suite's database goes with it (PG 13+: FORCE ends any connection left).
+    if let Ok(pool) = sqlx::PgPool::connect(&args.postgres).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&pool).await;
+        pool.close().await;
+    }
     Ok(report)
+}
+
+/// Drops the databases of earlier runs whose process is gone (a run killed half-way keeps its own).
+async fn drop_leftovers(postgres: &str) {
+    let Ok(pool) = sqlx::PgPool::connect(postgres).await else { return };
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'consultease\\_chaos\\_%'")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name.rsplit('_').next().unwrap_or_default();
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+        }
+    }
+    pool.close().await;
 }
 
 /// One scenario under load, then the model's check.
