@@ -78,14 +78,20 @@ pub struct ScenarioReport {
     pub gaps: u64,
     pub snapshots: u64,
     pub reconnects: u64,
-    /// Leader kills: last event before → first event after, at the surviving streams (ms).
+    /// Leader kills: the last desk event committed before → the first after (ms).
     pub failover_ms: Vec<u64>,
+    /// The fault's own check failed (e.g. nobody ingested while the leader was frozen).
+    pub fault_failed: bool,
     pub notes: Vec<String>,
 }
 
 impl ScenarioReport {
     fn ok(&self) -> bool {
-        self.applied_newest && self.requests_missing == 0 && self.regressions == 0 && self.gaps == 0
+        !self.fault_failed
+            && self.applied_newest
+            && self.requests_missing == 0
+            && self.regressions == 0
+            && self.gaps == 0
     }
 }
 
@@ -740,95 +746,10 @@ async fn scenario(c: &mut Cluster, desks: &Desks, faculty: &[i64], name: &str) -
     let steady = if short { Duration::from_secs(2) } else { Duration::from_secs(5) };
     tokio::time::sleep(steady).await;
 
-    match name {
-        "leader-kill" => {
-            let kills = if short { 1 } else { c.args.kills };
-            for _ in 0..kills {
-                let leader = c.settled(Duration::from_secs(60)).await?;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let pid = c.instances[leader].pid().context("the leader's process")?;
-                let killed_at = Instant::now();
-                signal(pid, libc::SIGKILL);
-                if let Some(mut ch) = c.instances[leader].child.take() {
-                    let _ = ch.wait();
-                }
-                let new_leader = c.settled(Duration::from_secs(30)).await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                r.failover_ms.push(ingest_silence(&c.db_direct, killed_at).await?);
-                if let Err(e) = new_leader {
-                    r.notes.push(format!("after a kill: {e:#}"));
-                }
-                let n = c.instances[leader].n;
-                c.start_instance(n).await?;
-                if let Ok(mut u) = urls.lock() {
-                    u[leader] = c.instances[leader].url();
-                }
-            }
-        }
-        "broker-restart" => {
-            c.broker.restart(Duration::from_secs(2)).await?;
-            r.notes.push("Mosquitto stopped (SIGTERM) for 2 s and started again".into());
-        }
-        "db-connections" => {
-            let killed = terminate_backends(&c.db_direct, &c.db_name).await?;
-            r.notes.push(format!("pg_terminate_backend on {killed} connections"));
-        }
-        "db-outage" => {
-            c.db_proxy.set(REFUSE);
-            c.db_proxy.cut();
-            let down = Instant::now();
-            let mut unready = false;
-            while down.elapsed() < Duration::from_secs(if short { 4 } else { 8 }) {
-                let url = c.instances[0].url();
-                if let Ok(res) = reqwest::get(format!("{url}/readyz")).await
-                    && res.status() == 503
-                {
-                    unready = true;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            c.db_proxy.set(PASS);
-            r.notes.push(format!("database unreachable for {:?}; /readyz said 503: {unready}", down.elapsed()));
-            ensure!(unready, "an instance without its database did not report unready");
-        }
-        "freeze" => {
-            let leader = c.settled(Duration::from_secs(30)).await?;
-            let pid = c.instances[leader].pid().context("the leader's process")?;
-            signal(pid, libc::SIGSTOP);
-            tokio::time::sleep(Duration::from_secs(if short { 4 } else { 10 })).await;
-            signal(pid, libc::SIGCONT);
-            r.notes.push("the leader frozen (SIGSTOP) and resumed (SIGCONT)".into());
-        }
-        "broker-network" => {
-            c.broker_proxy.set(HOLD);
-            tokio::time::sleep(Duration::from_secs(if short { 2 } else { 6 })).await;
-            c.broker_proxy.cut();
-            c.broker_proxy.set(REFUSE);
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            c.broker_proxy.set(PASS);
-            r.notes.push("server↔broker traffic held, then cut, refused for 2 s, restored".into());
-        }
-        "storm" => {
-            // Duplicates and stale replays of every desk's recent messages among the new ones.
-            for round in 0..if short { 3 } else { 10 } {
-                for i in 0..desks.ids.len() {
-                    let (boot, seq, present) = desks.register.lock().map(|r| r[i]).unwrap_or((1, 1, false));
-                    for back in [0u64, 1, 2, 5] {
-                        if seq > back {
-                            let old = Payload::State {
-                                clock: DeskClock::new(boot, seq - back),
-                                present: if back % 2 == 0 { present } else { !present },
-                                busy: round % 2 == 1,
-                            };
-                            desks.send(i, &old).await;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            r.notes.push("stale and duplicate replays of every desk's recent messages".into());
-        }
-        other => bail!("no scenario {other}"),
+    // The fault; whatever happens to it, the load and the streams are stopped and checked below.
+    if let Err(e) = inject(c, desks, name, short, &urls, &mut r).await {
+        r.notes.push(format!("the fault's own check failed: {e:#}"));
+        r.fault_failed = true;
     }
 
     tokio::time::sleep(steady).await;
@@ -886,20 +807,130 @@ async fn scenario(c: &mut Cluster, desks: &Desks, faculty: &[i64], name: &str) -
     Ok(r)
 }
 
-/// Failover time: the longest silence of the ingest around `at` (a kill) — from the last desk
-/// event committed before it to the first committed after it — from the log's commit times. (The
-/// load keeps desk events coming every few milliseconds, so any longer silence is the failover.)
+/// Injects scenario `name`'s fault (and checks what can only be seen during it).
+async fn inject(
+    c: &mut Cluster,
+    desks: &Desks,
+    name: &str,
+    short: bool,
+    urls: &Arc<Mutex<Vec<String>>>,
+    r: &mut ScenarioReport,
+) -> Result<()> {
+    match name {
+        "leader-kill" => {
+            let kills = if short { 1 } else { c.args.kills };
+            for _ in 0..kills {
+                let leader = c.settled(Duration::from_secs(60)).await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let pid = c.instances[leader].pid().context("the leader's process")?;
+                let killed_at = Instant::now();
+                signal(pid, libc::SIGKILL);
+                if let Some(mut ch) = c.instances[leader].child.take() {
+                    let _ = ch.wait();
+                }
+                c.settled(Duration::from_secs(30)).await.context("no new leader after a kill")?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                r.failover_ms.push(ingest_silence(&c.db_direct, killed_at).await?);
+                let n = c.instances[leader].n;
+                c.start_instance(n).await?;
+                if let Ok(mut u) = urls.lock() {
+                    u[leader] = c.instances[leader].url();
+                }
+            }
+        }
+        "broker-restart" => {
+            c.broker.restart(Duration::from_secs(2)).await?;
+            r.notes.push("Mosquitto stopped (SIGTERM) for 2 s and started again".into());
+        }
+        "db-connections" => {
+            let killed = terminate_backends(&c.db_direct, &c.db_name).await?;
+            r.notes.push(format!("pg_terminate_backend on {killed} connections"));
+        }
+        "db-outage" => {
+            c.db_proxy.set(REFUSE);
+            c.db_proxy.cut();
+            let down = Instant::now();
+            let mut unready = false;
+            while down.elapsed() < Duration::from_secs(if short { 4 } else { 8 }) {
+                let url = c.instances[0].url();
+                if let Ok(res) = reqwest::get(format!("{url}/readyz")).await
+                    && res.status() == 503
+                {
+                    unready = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            c.db_proxy.set(PASS);
+            r.notes.push(format!("database unreachable for {:?}; /readyz said 503: {unready}", down.elapsed()));
+            ensure!(unready, "an instance without its database did not report unready");
+        }
+        "freeze" => {
+            let leader = c.settled(Duration::from_secs(30)).await?;
+            let pid = c.instances[leader].pid().context("the leader's process")?;
+            let frozen_at = Instant::now();
+            signal(pid, libc::SIGSTOP);
+            tokio::time::sleep(Duration::from_secs(if short { 6 } else { 10 })).await;
+            let silence = ingest_silence(&c.db_direct, frozen_at).await;
+            signal(pid, libc::SIGCONT);
+            // PostgreSQL ends the frozen leader's idle lock session after 3 s; another instance
+            // takes over while it is still frozen.
+            let silence = silence.context("nobody ingested while the leader was frozen")?;
+            r.notes.push(format!("the leader frozen (SIGSTOP) and resumed (SIGCONT); ingest silent for {silence} ms"));
+            ensure!(silence < 5_500, "the ingest stopped for {silence} ms while the leader was frozen");
+        }
+        "broker-network" => {
+            c.broker_proxy.set(HOLD);
+            tokio::time::sleep(Duration::from_secs(if short { 2 } else { 6 })).await;
+            c.broker_proxy.cut();
+            c.broker_proxy.set(REFUSE);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            c.broker_proxy.set(PASS);
+            r.notes.push("server↔broker traffic held, then cut, refused for 2 s, restored".into());
+        }
+        "storm" => {
+            // Duplicates and stale replays of every desk's recent messages among the new ones.
+            for round in 0..if short { 3 } else { 10 } {
+                for i in 0..desks.ids.len() {
+                    let (boot, seq, present) = desks.register.lock().map(|r| r[i]).unwrap_or((1, 1, false));
+                    for back in [0u64, 1, 2, 5] {
+                        if seq > back {
+                            let old = Payload::State {
+                                clock: DeskClock::new(boot, seq - back),
+                                present: if back % 2 == 0 { present } else { !present },
+                                busy: round % 2 == 1,
+                            };
+                            desks.send(i, &old).await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            r.notes.push("stale and duplicate replays of every desk's recent messages".into());
+        }
+        other => bail!("no scenario {other}"),
+    }
+    Ok(())
+}
+
+/// The ingest's silence across `at` (a kill, a freeze): from the last desk event committed before
+/// it to the first committed after it, by the log's commit times. An error when nothing has been
+/// committed since (a failover that did not happen is not a fast one).
 async fn ingest_silence(db: &str, at: Instant) -> Result<u64> {
-    let since = store::now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(0) - 1000;
+    let at_ms = store::now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(0);
     let pool = sqlx::PgPool::connect(db).await?;
-    let times: Vec<i64> =
-        sqlx::query_scalar("SELECT at FROM status_events WHERE source = 'desk' AND at >= $1 ORDER BY at")
-            .bind(since)
-            .fetch_all(&pool)
-            .await?;
+    let before: Option<i64> = sqlx::query_scalar("SELECT MAX(at) FROM status_events WHERE source = 'desk' AND at < $1")
+        .bind(at_ms)
+        .fetch_one(&pool)
+        .await?;
+    let after: Option<i64> = sqlx::query_scalar("SELECT MIN(at) FROM status_events WHERE source = 'desk' AND at >= $1")
+        .bind(at_ms)
+        .fetch_one(&pool)
+        .await?;
     pool.close().await;
-    let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    Ok(u64::try_from(gap).unwrap_or(0))
+    match (before, after) {
+        (Some(b), Some(a)) => Ok(u64::try_from(a - b).unwrap_or(0)),
+        _ => bail!("no desk event committed on both sides of the fault"),
+    }
 }
 
 async fn newest_applied(store: &Store, desks: &Desks, within: Duration) -> Result<bool> {

@@ -6,8 +6,12 @@
 -- One per statement for the logs: the ingest's bulk insert of hundreds of events is one.
 
 CREATE FUNCTION consultease_notify_log() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    newest BIGINT := (SELECT MAX(id) FROM new_rows);
 BEGIN
-    PERFORM pg_notify('consultease', TG_ARGV[0] || (SELECT MAX(id) FROM new_rows)::text);
+    IF newest IS NOT NULL THEN -- an INSERT … SELECT of no rows says nothing
+        PERFORM pg_notify('consultease', TG_ARGV[0] || newest::text);
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -34,6 +34,11 @@ async fn publisher(store: Store, client: AsyncClient, prefix: String, shutdown: 
     // At start (and after falling behind): every queue, so that a broker without persistence, or a
     // desk that missed one, gets the current one.
     let mut pending: BTreeSet<i64> = store.faculty_with_queues().await.unwrap_or_default().into_iter().collect();
+    // And every queue once more when a former leader has surely stopped (it steps down within
+    // `leader::CHECK` + its check's timeout of losing the lock): a snapshot it read before the
+    // handover and published late may have replaced a newer retained one.
+    let resettle = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut resettled = false;
     loop {
         loop {
             match rx.try_recv() {
@@ -45,6 +50,9 @@ async fn publisher(store: Store, client: AsyncClient, prefix: String, shutdown: 
             }
         }
         for fid in std::mem::take(&mut pending) {
+            if shutdown.is_cancelled() {
+                return; // this term is over: another leader publishes now
+            }
             match store.queue_snapshot(fid).await {
                 Ok(Some((desk, snapshot))) => {
                     if let Err(e) =
@@ -65,6 +73,11 @@ async fn publisher(store: Store, client: AsyncClient, prefix: String, shutdown: 
             r = rx.recv() => r,
             // A queue that failed to read is tried again.
             _ = tokio::time::sleep(Duration::from_secs(1)), if !pending.is_empty() => continue,
+            _ = tokio::time::sleep_until(resettle), if !resettled => {
+                resettled = true;
+                pending.extend(store.faculty_with_queues().await.unwrap_or_default());
+                continue;
+            }
         };
         match next {
             Ok(id) => {

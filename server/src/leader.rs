@@ -1,4 +1,6 @@
-//! Who ingests: the leader election of several instances on one PostgreSQL database.
+//! Who ingests: the leader election of several instances on one PostgreSQL database and one
+//! external broker. (With the embedded broker each instance is its own desks' broker and ingests
+//! from it: no election.)
 //!
 //! Exactly the leader subscribes to the desks' topics (with the one persistent client id, so a new
 //! leader inherits the broker's backlog of unacknowledged messages) and runs the timers (desk
@@ -40,24 +42,37 @@ impl Role {
 }
 
 /// Runs `lead` for every term this instance leads, with a token cancelled when the term ends
-/// (the lock was lost, or shutdown). Returns the role's handle at once.
-pub fn run<F>(store: Store, metrics: Arc<Metrics>, shutdown: CancellationToken, mut lead: F) -> Arc<Role>
+/// (the lock was lost, or shutdown). Returns the role's handle at once. Without `elect` the
+/// instance leads from the start and for good (an embedded broker: each instance ingests from
+/// its own).
+pub fn run<F>(store: Store, elect: bool, metrics: Arc<Metrics>, shutdown: CancellationToken, mut lead: F) -> Arc<Role>
 where
     F: FnMut(CancellationToken) + Send + 'static,
 {
     let role = Arc::new(Role::default());
     let out = role.clone();
     tokio::spawn(async move {
+        if !elect {
+            begin(&role, &metrics);
+            lead(shutdown.child_token());
+            return;
+        }
         let mut failures = 0u32;
+        let mut candidate: Option<store::LeaderLock> = None;
         while !shutdown.is_cancelled() {
-            match store.try_lead().await {
-                Ok(Some(mut lock)) => {
+            let tried = match candidate.as_mut() {
+                Some(lock) => lock.try_acquire().await,
+                None => match store.leader_lock().await {
+                    Ok(lock) => candidate.insert(lock).try_acquire().await,
+                    Err(e) => Err(e),
+                },
+            };
+            match tried {
+                Ok(true) => {
                     failures = 0;
+                    let Some(mut lock) = candidate.take() else { continue };
                     let term = shutdown.child_token();
-                    role.leader.store(true, Relaxed);
-                    metrics.leader.set(1);
-                    metrics.leader_terms.inc();
-                    tracing::info!("this instance is the ingest leader");
+                    begin(&role, &metrics);
                     lead(term.clone());
                     let lost = hold(&mut lock, &shutdown).await;
                     term.cancel();
@@ -72,8 +87,10 @@ where
                         lock.release().await;
                     }
                 }
-                Ok(None) => failures = 0,
+                Ok(false) => failures = 0,
                 Err(e) => {
+                    // The candidate's connection is gone (or never opened): a new one next time.
+                    candidate = None;
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(error = %e, failures, "cannot try the leader's lock");
@@ -87,6 +104,13 @@ where
         }
     });
     out
+}
+
+fn begin(role: &Role, metrics: &Metrics) {
+    role.leader.store(true, Relaxed);
+    metrics.leader.set(1);
+    metrics.leader_terms.inc();
+    tracing::info!("this instance is the ingest leader");
 }
 
 /// Holds the lock until shutdown (`false`) or until it is lost (`true`).

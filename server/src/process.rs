@@ -99,8 +99,10 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         event_retention: args.event_retention,
     };
+    // Elected only where instances share a broker; with the embedded one each ingests its own desks.
+    let elect = store.shared_log() && args.mqtt.broker.mqtt_url.is_some();
     state.role =
-        crate::leader::run(store.clone(), metrics, state.shutdown.clone(), move |term| leader_work.start(term));
+        crate::leader::run(store.clone(), elect, metrics, state.shutdown.clone(), move |term| leader_work.start(term));
 
     let listener = http::listener::listen(args.bind)
         .with_context(|| format!("cannot listen on {} (is another server running there?)", args.bind))?;

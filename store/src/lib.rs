@@ -117,7 +117,14 @@ impl Store {
     /// a SQLite file (and its folder) when missing, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store> {
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url)?;
+            // A transaction left open by a stalled process (frozen, hung, cut off mid-transaction)
+            // would hold its row locks — and the event-log lock every writer takes — until the
+            // process came back: every instance's writes would wait on it. Ours never idle between
+            // statements (the next one follows at once), so 3 s idle in a transaction means the
+            // process is gone: PostgreSQL ends that session and the writes go on. (Found by the
+            // chaos suite's `freeze`: a leader stopped inside its ingest transaction held the
+            // new leader's first commit for the whole freeze.)
+            let opts = PgConnectOptions::from_str(url)?.options([("idle_in_transaction_session_timeout", "3s")]);
             postgres_reachable(url, &opts).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)

@@ -38,21 +38,46 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// Events read per round.
 const PAGE: i64 = 1000;
 
-/// The ingest leader's lock. Dropping it ends the connection, which releases the lock.
+/// A candidate for the ingest leader's lock: one dedicated connection, kept across tries (not a
+/// new backend every try). Dropping it ends the connection, which releases the lock if held.
 pub struct LeaderLock {
     /// `None` on SQLite: one process owns the file, and so leads.
     conn: Option<PgConnection>,
+    held: bool,
 }
 
 impl std::fmt::Debug for LeaderLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaderLock").field("postgres", &self.conn.is_some()).finish()
+        f.debug_struct("LeaderLock").field("postgres", &self.conn.is_some()).field("held", &self.held).finish()
     }
 }
 
+/// Server-side limits on the lock's connection, so that PostgreSQL itself frees the lock of a
+/// leader that stopped answering — frozen (SIGSTOP), hung, or cut off without a reset — instead
+/// of holding it until the operating system's keepalive (2 h) notices. The leader sends a round
+/// trip every 500 ms, so 3 s idle means it is gone. `idle_session_timeout` needs PostgreSQL 14;
+/// older servers keep only the TCP limits.
+const LOCK_SESSION: [&str; 5] = [
+    "SET idle_session_timeout = '3s'",
+    "SET tcp_keepalives_idle = 2",
+    "SET tcp_keepalives_interval = 1",
+    "SET tcp_keepalives_count = 2",
+    "SET tcp_user_timeout = 3000",
+];
+
 impl LeaderLock {
-    /// A round trip on the lock's connection: `Ok` while the lock is held. An error means the
-    /// connection (and with it the lock) is gone.
+    /// Tries to take the lock (a no-op once held): `true` when this instance now holds it.
+    pub async fn try_acquire(&mut self) -> Result<bool> {
+        let Some(conn) = self.conn.as_mut() else { return Ok(true) };
+        if !self.held {
+            self.held =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_KEY).fetch_one(&mut *conn).await?;
+        }
+        Ok(self.held)
+    }
+
+    /// A round trip on the lock's connection: `Ok` while it lives (and with it a held lock). An
+    /// error means the connection is gone, and with it the lock: open a new candidate.
     pub async fn check(&mut self) -> Result<()> {
         if let Some(conn) = self.conn.as_mut() {
             sqlx::query("SELECT 1").execute(&mut *conn).await?;
@@ -93,19 +118,17 @@ impl Store {
         self.shared_log
     }
 
-    /// Tries to become the ingest leader: `Some` when this instance now holds the lock. Always
-    /// `Some` on SQLite.
-    pub async fn try_lead(&self) -> Result<Option<LeaderLock>> {
-        let Db::Postgres(pool) = &self.db else { return Ok(Some(LeaderLock { conn: None })) };
+    /// A candidate for the ingest leader's lock, on a connection of its own (see [`LeaderLock`]).
+    /// On SQLite it always holds.
+    pub async fn leader_lock(&self) -> Result<LeaderLock> {
+        let Db::Postgres(pool) = &self.db else { return Ok(LeaderLock { conn: None, held: true }) };
         let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-        let held: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_KEY).fetch_one(&mut conn).await?;
-        if held {
-            Ok(Some(LeaderLock { conn: Some(conn) }))
-        } else {
-            let _ = conn.close().await;
-            Ok(None)
+        for set in LOCK_SESSION {
+            if let Err(e) = sqlx::query(set).execute(&mut conn).await {
+                tracing::debug!(error = %e, set, "this PostgreSQL does not take a limit on the leader's connection");
+            }
         }
+        Ok(LeaderLock { conn: Some(conn), held: false })
     }
 
     /// Feeds this store's buses from the shared log until `shutdown` (see the module's notes).
@@ -169,8 +192,15 @@ impl Store {
         Ok((out, next, full))
     }
 
-    /// Publishes the logs' events after the cursors; advances them.
+    /// Publishes the logs' events after the cursors; advances them. The two logs are read
+    /// independently: a failure in one does not hold the other back.
     async fn catch_up(&self, cursors: &mut Cursors, stats: &LogFollower) -> Result<()> {
+        let board = self.catch_up_board(cursors, stats).await;
+        let requests = self.catch_up_requests(cursors).await;
+        board.and(requests)
+    }
+
+    async fn catch_up_board(&self, cursors: &mut Cursors, stats: &LogFollower) -> Result<()> {
         loop {
             let events = self.events_after(cursors.events, PAGE).await?;
             let full = events.len() as i64 == PAGE;
@@ -190,9 +220,12 @@ impl Store {
                 }
             }
             if !full {
-                break;
+                return Ok(());
             }
         }
+    }
+
+    async fn catch_up_requests(&self, cursors: &mut Cursors) -> Result<()> {
         loop {
             let (events, next, full) = self.request_events_since(cursors.requests).await?;
             cursors.requests = next;
@@ -233,7 +266,7 @@ async fn follow(
 ) -> Result<()> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
-    store.catch_up(cursors, stats).await?;
+    catch_up(store, cursors, stats).await?;
     store.cue_all_queues().await?;
     loop {
         let mut due = false;
@@ -251,8 +284,20 @@ async fn follow(
             _ = tokio::time::sleep(POLL) => due = true,
         }
         if due {
-            store.catch_up(cursors, stats).await?;
+            catch_up(store, cursors, stats).await?;
         }
+    }
+}
+
+/// How long one read of the logs may take before this instance counts a gap and starts over (a
+/// pooled connection left half-open by the network would otherwise stall it for the kernel's
+/// retransmission time, some 15 minutes, with nobody told).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn catch_up(store: &Store, cursors: &mut Cursors, stats: &LogFollower) -> Result<()> {
+    match tokio::time::timeout(READ_TIMEOUT, store.catch_up(cursors, stats)).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unreachable(format!("reading the shared log took over {READ_TIMEOUT:?}"))),
     }
 }
 
