@@ -9,7 +9,9 @@
 //! - **register**: every desk's state in the database is that of its newest message published;
 //! - **streams**: each client saw per-faculty versions strictly increasing and event ids strictly
 //!   increasing with no gap after its cursor — exactly the log — or a snapshot;
-//! - **requests**: every request acknowledged to a student (201) exists.
+//! - **requests**: every request acknowledged to a student (201) exists; placed at one instance and
+//!   cancelled (200) at a second, it is cancelled, and its student's own stream at the third showed
+//!   it so, versions strictly increasing.
 
 use anyhow::{Context, Result, bail, ensure};
 use domain::DeskClock;
@@ -73,6 +75,8 @@ pub struct ScenarioReport {
     pub applied_newest: bool,
     pub requests_acked: u64,
     pub requests_missing: u64,
+    /// Students' own streams (at a third instance) that showed their cancelled request.
+    pub request_streams: u64,
     pub stream_events: u64,
     pub regressions: u64,
     pub gaps: u64,
@@ -550,6 +554,53 @@ async fn watch(
     w
 }
 
+/// A request acknowledged to a student: its id, whether its cancel was acknowledged, and what the
+/// student's own stream (at a third instance) showed of it.
+struct Placed {
+    id: i64,
+    cancelled: bool,
+    stream: tokio::task::JoinHandle<StudentStream>,
+}
+
+#[derive(Default)]
+struct StudentStream {
+    /// The request's states in the order the stream showed them.
+    states: Vec<String>,
+    regressions: u64,
+}
+
+async fn student_stream(url: &str, cookie: &str) -> Option<SseConn> {
+    let u = url::Url::parse(url).ok()?;
+    let (host, port) = (u.host_str()?.to_owned(), u.port()?);
+    let headers = [("cookie", cookie)];
+    let conn = SseConn::connect_with(&host, port, "/api/me/events?after=0", &headers);
+    tokio::time::timeout(Duration::from_secs(3), conn).await.ok()?.ok()
+}
+
+/// Reads a student's stream until their request shows `cancelled` (or 20 s pass).
+async fn follow_student(mut conn: SseConn) -> StudentStream {
+    let mut out = StudentStream::default();
+    let mut version = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Ok(Some(ev))) = tokio::time::timeout_at(deadline, conn.next()).await {
+        if ev.event != "request" {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&ev.data) else { continue };
+        let (state, v_now) = (v["state"].as_str().unwrap_or_default().to_owned(), v["version"].as_i64().unwrap_or(0));
+        if v_now <= version {
+            out.regressions += 1;
+        }
+        version = version.max(v_now);
+        let done = state == "cancelled";
+        out.states.push(state);
+        if done {
+            break;
+        }
+    }
+    out
+}
+
 /// Students placing requests (held when the faculty member is away) at random instances, and
 /// cancelling each at another instance. Returns the ids acknowledged with 201, each with whether
 /// its cancel was acknowledged (200).
@@ -559,7 +610,7 @@ async fn students(
     faculty: Vec<i64>,
     n: usize,
     stop: CancellationToken,
-) -> Result<tokio::task::JoinHandle<Vec<(i64, bool)>>> {
+) -> Result<tokio::task::JoinHandle<Vec<Placed>>> {
     let tokens = crate::consult::students(store, n).await?;
     Ok(tokio::spawn(async move {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
@@ -571,6 +622,9 @@ async fn students(
             let base = urls.lock().map(|u| u[k % u.len()].clone()).unwrap_or_default();
             let other = urls.lock().map(|u| u[(k + 1) % u.len()].clone()).unwrap_or_default();
             let cookie = crate::consult::cookie(&token);
+            // The student follows their own stream at a third instance.
+            let third = urls.lock().map(|u| u[(k + 2) % u.len()].clone()).unwrap_or_default();
+            let Some(stream) = student_stream(&third, &cookie).await else { continue };
             let body = serde_json::json!({
                 "faculty_id": faculty[k % faculty.len()], "message": format!("chaos request {k}"), "hold": true
             });
@@ -595,7 +649,7 @@ async fn students(
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == 200);
-                acked.push((id, cancelled));
+                acked.push(Placed { id, cancelled, stream: tokio::spawn(follow_student(stream)) });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -655,13 +709,15 @@ pub async fn run(args: ChaosArgs) -> Result<ChaosReport> {
             Err(e) => ScenarioReport { name: name.into(), notes: vec![format!("failed: {e:#}")], ..Default::default() },
         };
         eprintln!(
-            "chaos: {name}: {} — published {}, newest applied {}, requests {} (missing {}), stream events {}, \
+            "chaos: {name}: {} — published {}, newest applied {}, requests {} (missing {}, seen cancelled on their \
+             student's stream {}), stream events {}, \
              regressions {}, gaps {}, snapshots {}, reconnects {}{}{}",
             if r.ok() { "ok" } else { "FAILED" },
             r.published,
             r.applied_newest,
             r.requests_acked,
             r.requests_missing,
+            r.request_streams,
             r.stream_events,
             r.regressions,
             r.gaps,
@@ -801,7 +857,16 @@ async fn scenario(c: &mut Cluster, desks: &Desks, faculty: &[i64], name: &str) -
         }
     }
     r.requests_acked = acked.len() as u64;
-    for (id, cancelled) in acked {
+    for Placed { id, cancelled, stream } in acked {
+        let seen = stream.await.unwrap_or_default();
+        r.regressions += seen.regressions;
+        if seen.states.last().map(String::as_str) == Some("cancelled") {
+            r.request_streams += 1;
+        }
+        if cancelled && seen.states.last().map(String::as_str) != Some("cancelled") {
+            r.notes.push(format!("request {id}: its student's stream (a third instance) showed {:?}", seen.states));
+            r.gaps += 1;
+        }
         match c.store.request_view(id).await? {
             None => r.requests_missing += 1,
             // A cancel answered 200 (at another instance than the placement) holds.
