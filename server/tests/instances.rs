@@ -226,23 +226,7 @@ async fn a_lost_notification_connection_is_read_again_from_the_cursor(broker: Br
     pool.close().await;
 }
 
-macro_rules! both_brokers {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$case(Broker::Embedded).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mosquitto() {
-                super::$case(Broker::Mosquitto).await;
-            }
-        }
-    )*};
-}
-
-both_brokers!(
+testkit::over_brokers!(
     two_instances_share_events_and_queues,
     a_lost_leader_lock_hands_the_ingest_over_with_nothing_lost,
     a_lost_notification_connection_is_read_again_from_the_cursor,

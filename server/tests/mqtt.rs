@@ -114,23 +114,7 @@ impl Harness {
     }
 }
 
-macro_rules! over_brokers {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$case(Broker::Embedded).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mosquitto() {
-                super::$case(Broker::Mosquitto).await;
-            }
-        }
-    )*};
-}
-
-over_brokers!(
+testkit::over_brokers!(
     state_is_committed_with_its_version,
     duplicates_and_reordered_messages_change_nothing,
     messages_published_while_the_server_is_down_are_applied_after_it_starts,

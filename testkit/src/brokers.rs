@@ -70,3 +70,21 @@ pub async fn mosquitto() -> Option<BrokerAddr> {
         }
     }
 }
+
+/// Runs each named `async fn case(broker: Broker)` of the calling test file over both brokers: a
+/// module per case with an `embedded` and a `mosquitto` test.
+#[macro_export]
+macro_rules! over_brokers {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$case($crate::Broker::Embedded).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto() {
+                super::$case($crate::Broker::Mosquitto).await;
+            }
+        }
+    )*};
+}
