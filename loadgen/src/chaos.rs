@@ -388,6 +388,7 @@ impl Drop for Cluster {
 /// Every desk's newest message published: (boot, seq, present).
 type Register = Arc<Mutex<Vec<(u32, u64, bool)>>>;
 
+#[derive(Clone)]
 struct Desks {
     ids: Vec<String>,
     client: AsyncClient,
@@ -778,12 +779,7 @@ async fn scenario(c: &mut Cluster, desks: &Desks, faculty: &[i64], name: &str) -
     let load_stop = CancellationToken::new();
     let load = {
         let (rate, n, stop) = (c.args.rate, desks.ids.len(), load_stop.clone());
-        let desks = Desks {
-            ids: desks.ids.clone(),
-            client: desks.client.clone(),
-            register: desks.register.clone(),
-            published: desks.published.clone(),
-        };
+        let desks = desks.clone();
         tokio::spawn(async move {
             let t0 = Instant::now();
             let mut i = 0u64;

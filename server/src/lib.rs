@@ -15,6 +15,7 @@ pub mod process;
 pub mod retention;
 pub mod sys;
 pub mod telemetry;
+mod timers;
 
 use anyhow::Context;
 use config::{Cli, Command};

@@ -7,7 +7,7 @@ use store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub fn start(store: Store, shutdown: CancellationToken) {
-    crate::process::every(Duration::from_secs(1), shutdown, move || {
+    crate::timers::every(Duration::from_secs(1), shutdown, move || {
         let store = store.clone();
         async move {
             match store.expire_overrides(store::now_ms()).await {

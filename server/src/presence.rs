@@ -16,7 +16,7 @@ const ROUND: i64 = 5_000;
 const PER_TICK: usize = 20;
 
 pub fn start(store: Store, shutdown: CancellationToken) {
-    crate::process::every(Duration::from_secs(60), shutdown, move || {
+    crate::timers::every(Duration::from_secs(60), shutdown, move || {
         let store = store.clone();
         async move {
             for _ in 0..PER_TICK {

@@ -1,7 +1,8 @@
 //! The `serve` process: how its parts are started, wired together and stopped.
 //!
-//! [`start`] brings them up in order — the broker (external, or the embedded one), the MQTT ingest,
-//! the HTTP listener, the demo desks — and returns a [`Running`] server; [`serve`] is that plus
+//! [`start`] brings them up in order — the broker (external, or the embedded one), on PostgreSQL the
+//! shared log's follower, the leader election whose terms run the MQTT ingest and the timers
+//! (`LeaderWork`), the HTTP listener, the demo desks — and returns a [`Running`] server; [`serve`] is that plus
 //! waiting for SIGINT/SIGTERM and a graceful stop. Tests start the same wiring on free ports.
 
 use crate::config::{MqttArgs, ServeArgs};
@@ -42,8 +43,8 @@ impl Running {
     }
 }
 
-/// Starts the broker (unless external), the ingest, the HTTP listener and (with `--demo`) the demo
-/// desks.
+/// Starts the broker (unless external), the log follower (PostgreSQL), the leader election and with
+/// it the ingest, the HTTP listener and (with `--demo`) the demo desks.
 pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     // On PostgreSQL every instance's buses carry every instance's events (see `crate::leader`).
     let store = store.with_shared_log();
@@ -244,25 +245,4 @@ async fn broker(
     addr.username = Some(credential.username);
     addr.password = Some(credential.password);
     Ok(addr)
-}
-
-/// Runs `job` at once and then every `period` until shutdown; a tick missed while a slow run
-/// went on is not made up in a burst. The server's timers (override ends, the presence pass,
-/// the event log's retention) run on it.
-pub(crate) fn every<F, Fut>(period: Duration, shutdown: tokio_util::sync::CancellationToken, mut job: F)
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            job().await;
-        }
-    });
 }

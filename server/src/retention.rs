@@ -18,7 +18,7 @@ pub fn start(
         return;
     }
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-    crate::process::every(Duration::from_secs(3600), shutdown, move || {
+    crate::timers::every(Duration::from_secs(3600), shutdown, move || {
         let (store, metrics) = (store.clone(), metrics.clone());
         async move {
             let before = store::now_ms().saturating_sub(keep_ms);
