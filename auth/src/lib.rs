@@ -341,11 +341,11 @@ impl Auth {
             self.store.end_session(&hash, None).await?;
             return Ok(None);
         };
-        // One write per second at most per session, however many requests it makes.
-        if now - row.last_seen >= 1_000 {
+        let policy = self.policy(&principal);
+        // One write per interval at most per session, however many requests it makes.
+        if now - row.last_seen >= policy.touch_every_ms() {
             self.store.touch_session(&hash, now).await?;
         }
-        let policy = self.policy(&principal);
         Ok(Some(Session { ends_at: policy.ends_at(row.created_at, now), idle_ms: policy.idle_ms, principal }))
     }
 

@@ -49,23 +49,28 @@ async fn publisher(store: Store, client: AsyncClient, prefix: String, shutdown: 
                 Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
             }
         }
-        for fid in std::mem::take(&mut pending) {
-            if shutdown.is_cancelled() {
-                return; // this term is over: another leader publishes now
-            }
-            match store.queue_snapshot(fid).await {
-                Ok(Some((desk, snapshot))) => {
+        if shutdown.is_cancelled() {
+            return; // this term is over: another leader publishes now
+        }
+        // Every queue that changed since the last round, read together (one consistent read).
+        let due: Vec<i64> = std::mem::take(&mut pending).into_iter().collect();
+        match store.queue_snapshots(&due).await {
+            Ok(mut queues) => {
+                for fid in due {
+                    let Some((desk, snapshot)) = queues.remove(&fid) else { continue };
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
                     if let Err(e) =
                         client.publish(queue_topic(&prefix, &desk), QoS::AtLeastOnce, true, snapshot.encode()).await
                     {
                         tracing::warn!(error = %e, desk, "cannot publish a desk's queue");
                     }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, faculty = fid, "cannot read a desk's queue; retrying");
-                    pending.insert(fid);
-                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, queues = due.len(), "cannot read the desks' queues; retrying");
+                pending.extend(due);
             }
         }
         let next = tokio::select! {

@@ -10,6 +10,7 @@ use domain::consultation::{self as rules, Action, Input, Limit, State};
 use domain::protocol::{QueueFaculty, QueueItem, QueueSnapshot};
 use domain::status::Status;
 use domain::{DeskClock, FacultyEvent, FacultyView, RequestView};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A request a student is placing.
@@ -155,24 +156,39 @@ pub enum DeskWork {
     Reply { desk: String, clock: DeskClock, request: i64, action: Action, note: Option<String> },
 }
 
-/// What a transaction decided to publish after its commit.
+/// One transaction's work on requests: what it has read (each desk binding and faculty member's
+/// line once per transaction, however many requests of a batch touch them), the lines it changed
+/// (settled once each, just before the commit) and what it publishes after the commit.
+///
+/// Why: each SQL statement is a round trip to the database's connection (for SQLite, to its
+/// worker thread), and the writes are serial. Settling a line after every change, reading a desk's
+/// binding for every reply and each changed request's view after the commit (four statements per
+/// event) made about 36 round trips per request on the ingest's path; with the batch's reads
+/// shared, one settle per line and the views read in one statement, about 15
+/// (`loadgen --consult`, BENCHMARKS.md row 8b).
 #[derive(Default)]
-struct Published {
-    faculty: Vec<Arc<FacultyEvent>>,
-    requests: Vec<i64>,
+struct Changes {
+    /// Faculty members' lines as this transaction found them (and as `settle` left them).
+    lines: HashMap<i64, FacultyLine>,
+    /// Desk → the faculty member it is bound to.
+    desks: HashMap<String, Option<i64>>,
+    /// Faculty members whose line changed here, and whether their desk's queue did.
+    unsettled: BTreeMap<i64, bool>,
+    /// Changed requests → (the newest event logged for it here, its student).
+    logged: HashMap<i64, (i64, i64)>,
+    /// The board's events.
+    board: Vec<Arc<FacultyEvent>>,
     /// Faculty members whose desk queue changed.
     queues: Vec<i64>,
 }
 
-impl Published {
-    /// Each request and queue once (a request's event carries it as it is now, a queue snapshot
-    /// the whole queue: publishing either twice would repeat the same thing).
-    fn dedupe(&mut self) {
-        let mut seen = std::collections::HashSet::new();
-        self.requests.retain(|id| seen.insert(*id));
-        seen.clear();
-        self.queues.retain(|id| seen.insert(*id));
-    }
+/// What the line rules need of a faculty member's row.
+#[derive(Clone, Copy, Debug, sqlx::FromRow)]
+struct FacultyLine {
+    id: i64,
+    version: i64,
+    waiting: i64,
+    queue_version: i64,
 }
 
 /// The default when a faculty member has too little history for a wait estimate.
@@ -220,7 +236,13 @@ impl Store {
             return Err(PlaceError::Away(status));
         }
         let state = if accepting { State::Queued } else { State::Held };
-        let queue_version = f.queue_version + i64::from(accepting);
+        let mut ch = Changes::default();
+        ch.lines.insert(
+            f.id,
+            FacultyLine { id: f.id, version: f.version, waiting: f.waiting, queue_version: f.queue_version },
+        );
+        // Entering the queue: in the version this transaction commits (see `settle`).
+        let queue_version = f.queue_version + 1;
         let id: i64 = on_tx!(&mut tx, c => {
             sqlx::query_scalar(
                 "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, queued_in) \
@@ -236,17 +258,14 @@ impl Store {
             .fetch_one(&mut **c)
             .await?
         });
-        let mut out = Published::default();
-        self.settle(&mut tx, &f, now, accepting, &mut out).await?;
+        ch.unsettled.insert(f.id, accepting);
+        self.settle_lines(&mut tx, now, &mut ch).await?;
         // Taking its place in line logged it already (one event per change, not two).
-        if !out.requests.contains(&id) {
-            log_event(&mut tx, id, new.student_id, now).await?;
-            out.requests.push(id);
+        if !ch.logged.contains_key(&id) {
+            log_event(&mut tx, id, new.student_id, now, &mut ch).await?;
         }
-        tx.commit().await?;
-        let view = self.request_view(id).await?.ok_or_else(|| StoreError::Corrupt("placed request vanished".into()))?;
-        self.publish_requests(out).await;
-        Ok(view)
+        let view = self.finish(tx, ch, now, Some(id)).await?;
+        Ok(view.ok_or_else(|| StoreError::Corrupt("placed request vanished".into()))?)
     }
 
     /// Applies `input` to request `id` for `actor`. Returns the request's new view, or `None` when
@@ -272,8 +291,8 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::NotFound(format!("no request {id}")));
         }
-        let mut out = Published::default();
-        let changed = self.apply_input(&mut tx, &row, input, actor, note, now, &mut out).await?;
+        let mut ch = Changes::default();
+        let changed = self.apply_input(&mut tx, &row, input, actor, note, now, &mut ch).await?;
         if !changed {
             tx.rollback().await?;
             return Ok(None);
@@ -283,10 +302,7 @@ impl Store {
             let entry = crate::AuditEntry { detail: Some(detail.to_string()), ..(**entry).clone() };
             on_tx!(&mut tx, c => crate::sessions::audit_in!(&mut **c, &entry)?);
         }
-        tx.commit().await?;
-        let view = self.request_view(id).await?;
-        self.publish_requests(out).await;
-        Ok(view)
+        self.finish(tx, ch, now, Some(id)).await
     }
 
     /// A desk's answer to a request: applied when the desk is bound to the request's faculty
@@ -309,14 +325,13 @@ impl Store {
         let now = now_ms();
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
-        let mut out = Published::default();
-        let n = self.ack_in(&mut tx, desk, version, now, &mut out).await?;
+        let mut ch = Changes::default();
+        let n = self.ack_in(&mut tx, desk, version, now, &mut ch).await?;
         if n == 0 {
             tx.rollback().await?;
             return Ok(0);
         }
-        tx.commit().await?;
-        self.publish_requests(out).await;
+        self.finish(tx, ch, now, None).await?;
         Ok(n)
     }
 
@@ -332,16 +347,16 @@ impl Store {
         let now = now_ms();
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
-        let mut out = Published::default();
+        let mut ch = Changes::default();
         let mut outcomes = Vec::with_capacity(work.len());
         for w in work {
             let outcome = match w {
-                DeskWork::Ack { desk, version } => match self.ack_in(&mut tx, desk, *version, now, &mut out).await? {
+                DeskWork::Ack { desk, version } => match self.ack_in(&mut tx, desk, *version, now, &mut ch).await? {
                     0 => DeskOutcome::Stale,
                     _ => DeskOutcome::Applied,
                 },
                 DeskWork::Reply { desk, clock, request, action, note } => {
-                    self.reply_in(&mut tx, desk, *clock, *request, *action, note.as_deref(), now, &mut out).await?
+                    self.reply_in(&mut tx, desk, *clock, *request, *action, note.as_deref(), now, &mut ch).await?
                 }
             };
             outcomes.push(outcome);
@@ -350,9 +365,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(outcomes);
         }
-        tx.commit().await?;
-        out.dedupe();
-        self.publish_requests(out).await;
+        self.finish(tx, ch, now, None).await?;
         Ok(outcomes)
     }
 
@@ -367,13 +380,10 @@ impl Store {
         action: Action,
         note: Option<&str>,
         now: i64,
-        out: &mut Published,
+        ch: &mut Changes,
     ) -> Result<DeskOutcome> {
         let Some(row) = request_row(tx, request).await? else { return Ok(DeskOutcome::UnknownRequest) };
-        let bound: Option<Option<i64>> = on_tx!(tx, c => {
-            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
-        });
-        if bound.flatten() != Some(row.faculty_id) {
+        if desk_faculty(tx, desk, ch).await? != Some(row.faculty_id) {
             return Ok(DeskOutcome::WrongDesk);
         }
         let last = match (row.reply_boot, row.reply_seq) {
@@ -385,16 +395,13 @@ impl Store {
             return Ok(DeskOutcome::Stale);
         }
         let actor = Actor::Desk { desk: desk.to_owned(), clock };
-        let changed = self.apply_input(tx, &row, Input::Reply(action), &actor, note, now, out).await?;
+        let changed = self.apply_input(tx, &row, Input::Reply(action), &actor, note, now, ch).await?;
         Ok(if changed { DeskOutcome::Applied } else { DeskOutcome::Stale })
     }
 
     /// A desk's queue ack inside the caller's transaction. Returns how many requests it delivered.
-    async fn ack_in(&self, tx: &mut Tx, desk: &str, version: i64, now: i64, out: &mut Published) -> Result<usize> {
-        let faculty: Option<Option<i64>> = on_tx!(tx, c => {
-            sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
-        });
-        let Some(fid) = faculty.flatten() else { return Ok(0) };
+    async fn ack_in(&self, tx: &mut Tx, desk: &str, version: i64, now: i64, ch: &mut Changes) -> Result<usize> {
+        let Some(fid) = desk_faculty(tx, desk, ch).await? else { return Ok(0) };
         let rows: Vec<Row> = on_tx!(tx, c => {
             sqlx::query_as(&format!(
                 "SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id = $1 AND state = 'queued' AND queued_in <= $2 ORDER BY id"
@@ -406,7 +413,7 @@ impl Store {
         });
         let mut n = 0;
         for row in &rows {
-            if self.apply_input(tx, row, Input::Delivered, &Actor::System, None, now, out).await? {
+            if self.apply_input(tx, row, Input::Delivered, &Actor::System, None, now, ch).await? {
                 n += 1;
             }
         }
@@ -451,10 +458,10 @@ impl Store {
         let mut tx = self.event_tx().await?;
         let sql = select.replace("{ROW_COLUMNS}", ROW_COLUMNS);
         let rows: Vec<Row> = on_tx!(&mut tx, c => sqlx::query_as(&sql).bind(faculty_id).fetch_all(&mut **c).await?);
-        let mut out = Published::default();
+        let mut ch = Changes::default();
         let mut n = 0;
         for row in &rows {
-            if self.apply_input(&mut tx, row, input, &Actor::System, None, now, &mut out).await? {
+            if self.apply_input(&mut tx, row, input, &Actor::System, None, now, &mut ch).await? {
                 n += 1;
             }
         }
@@ -462,13 +469,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(0);
         }
-        tx.commit().await?;
-        self.publish_requests(out).await;
+        self.finish(tx, ch, now, None).await?;
         Ok(n)
     }
 
-    /// One input on one request inside the caller's transaction: compare-and-set the request, then
-    /// settle its faculty member's line. Returns whether anything changed.
+    /// One input on one request inside the caller's transaction: compare-and-set the request and
+    /// mark its faculty member's line to settle before the commit. Returns whether anything changed.
     #[allow(clippy::too_many_arguments)]
     async fn apply_input(
         &self,
@@ -478,17 +484,17 @@ impl Store {
         actor: &Actor,
         note: Option<&str>,
         now: i64,
-        out: &mut Published,
+        ch: &mut Changes,
     ) -> Result<bool> {
         let from = row.state()?;
         let Some(to) = rules::next(from, input) else { return Ok(false) };
-        let f = faculty_row(tx, row.faculty_id)
+        let line = faculty_line(tx, row.faculty_id, ch)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("request {} without its faculty member", row.id)))?;
-        // Entering the queue takes the next queue version; any change on the desk bumps it too.
+        // Any change on the desk gives the queue a new version (one per transaction, taken when
+        // its lines settle); a request entering the queue enters it in that version.
         let queue_changed = from.on_desk() || to.on_desk();
-        let queue_version = f.queue_version + i64::from(queue_changed);
-        let queued_in = if to == State::Queued { Some(queue_version) } else { row.queued_in };
+        let queued_in = if to == State::Queued { Some(line.queue_version + 1) } else { row.queued_in };
         let (reply_boot, reply_seq) = match actor {
             Actor::Desk { clock, .. } => {
                 (Some(i64::from(clock.boot)), Some(i64::try_from(clock.seq).unwrap_or(i64::MAX)))
@@ -498,10 +504,12 @@ impl Store {
         let note = note.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).or_else(|| row.note.clone());
         let accepted_at = (to == State::Accepted).then_some(now);
         let finished_at = to.is_terminal().then_some(now);
+        // A request leaving the line forgets its place here (the line's settle numbers the rest).
         let updated = on_tx!(tx, c => {
             sqlx::query(
                 "UPDATE requests SET state = $1, note = $2, changed_at = $3, queued_in = $4, reply_boot = $5, reply_seq = $6, \
-                 accepted_at = COALESCE($7, accepted_at), finished_at = COALESCE($8, finished_at), version = version + 1 \
+                 accepted_at = COALESCE($7, accepted_at), finished_at = COALESCE($8, finished_at), \
+                 position = CASE WHEN $11 THEN position ELSE NULL END, version = version + 1 \
                  WHERE id = $9 AND version = $10",
             )
             .bind(to.as_str())
@@ -514,6 +522,7 @@ impl Store {
             .bind(finished_at)
             .bind(row.id)
             .bind(row.version)
+            .bind(to.waiting())
             .execute(&mut **c)
             .await?
             .rows_affected()
@@ -521,23 +530,25 @@ impl Store {
         if updated != 1 {
             return Err(StoreError::VersionConflict);
         }
-        log_event(tx, row.id, row.student_id, now).await?;
-        out.requests.push(row.id);
-        self.settle(tx, &f, now, queue_changed, out).await?;
+        log_event(tx, row.id, row.student_id, now, ch).await?;
+        *ch.unsettled.entry(row.faculty_id).or_default() |= queue_changed;
         Ok(true)
     }
 
-    /// After a request of faculty member `f` changed: recompute places in line (bumping the
+    /// Settles every line this transaction changed, once each.
+    async fn settle_lines(&self, tx: &mut Tx, now: i64, ch: &mut Changes) -> Result<()> {
+        for (fid, queue_changed) in std::mem::take(&mut ch.unsettled) {
+            self.settle(tx, fid, now, queue_changed, ch).await?;
+        }
+        Ok(())
+    }
+
+    /// After requests of faculty member `fid` changed: recompute places in line (bumping the
     /// requests whose place moved), the waiting count (a new faculty version and a board event when
     /// it moved) and the queue version.
-    async fn settle(
-        &self,
-        tx: &mut Tx,
-        f: &FacultyRow,
-        now: i64,
-        queue_changed: bool,
-        out: &mut Published,
-    ) -> Result<()> {
+    async fn settle(&self, tx: &mut Tx, fid: i64, now: i64, queue_changed: bool, ch: &mut Changes) -> Result<()> {
+        let f =
+            faculty_line(tx, fid, ch).await?.ok_or_else(|| StoreError::Corrupt(format!("no faculty member {fid}")))?;
         let line: Vec<(i64, i64, Option<i64>)> = on_tx!(tx, c => {
             sqlx::query_as(
                 "SELECT id, student_id, position FROM requests WHERE faculty_id = $1 \
@@ -558,23 +569,14 @@ impl Store {
                         .await
                         .map(drop)?
                 });
-                log_event(tx, *id, *student, now).await?;
-                if !out.requests.contains(id) {
-                    out.requests.push(*id);
-                }
+                log_event(tx, *id, *student, now, ch).await?;
             }
         }
-        // Requests that left the line forget their place.
-        on_tx!(tx, c => {
-            sqlx::query("UPDATE requests SET position = NULL WHERE faculty_id = $1 AND position IS NOT NULL \
-                         AND state NOT IN ('held','queued','delivered','busy')")
-                .bind(f.id)
-                .execute(&mut **c)
-                .await
-                .map(drop)?
-        });
         let waiting = line.len() as i64;
         let bump_queue = i64::from(queue_changed);
+        if queue_changed {
+            ch.queues.push(f.id);
+        }
         if waiting == f.waiting {
             if queue_changed {
                 on_tx!(tx, c => {
@@ -584,7 +586,7 @@ impl Store {
                         .await
                         .map(drop)?
                 });
-                out.queues.push(f.id);
+                ch.lines.insert(f.id, FacultyLine { queue_version: f.queue_version + 1, ..f });
             }
             return Ok(());
         }
@@ -602,50 +604,62 @@ impl Store {
         if updated != 1 {
             return Err(StoreError::VersionConflict);
         }
-        if queue_changed {
-            out.queues.push(f.id);
-        }
+        ch.lines.insert(
+            f.id,
+            FacultyLine { waiting, version: f.version + 1, queue_version: f.queue_version + bump_queue, ..f },
+        );
         // The board's event for the new count, with the row as it now is.
-        out.faculty.push(log_faculty_view(tx, f.id, now, "request").await?);
+        ch.board.push(log_faculty_view(tx, f.id, now, "request").await?);
         Ok(())
     }
 
-    /// After a commit: the board's events, the students' events, the desks' queues.
-    async fn publish_requests(&self, out: Published) {
-        self.publish_faculty(out.faculty);
+    /// Ends a transaction of request changes: settles its lines, reads the changed requests'
+    /// views (in one statement, inside the transaction: they are what it commits), commits, and
+    /// only then publishes the board's events, the desks' queues and the students' events (in
+    /// event order). Returns the view of request `want`.
+    async fn finish(&self, mut tx: Tx, mut ch: Changes, now: i64, want: Option<i64>) -> Result<Option<RequestView>> {
+        self.settle_lines(&mut tx, now, &mut ch).await?;
+        let mut events: Vec<(i64, i64, i64)> =
+            ch.logged.iter().map(|(request, (event, student))| (*event, *request, *student)).collect();
+        events.sort_unstable();
+        // Fed from the shared log, this instance publishes no request events of its own.
+        if self.shared_log {
+            events.retain(|(_, request, _)| Some(*request) == want);
+        }
+        let mut ids: Vec<i64> = events.iter().map(|(_, request, _)| *request).collect();
+        if let Some(w) = want.filter(|w| !ids.contains(w)) {
+            ids.push(w);
+        }
+        let mut views = views_in(&mut tx, &ids).await?;
+        let wanted = want.and_then(|w| views.get(&w).cloned());
+        tx.commit().await?;
+        self.publish_faculty(ch.board);
         // Queue cues stay local too: this instance may be the one publishing queues (the shared
         // log's NOTIFY cues the others), and a cue twice publishes the same queue twice.
-        for fid in &out.queues {
-            self.queues_bus.publish_one(*fid);
+        for fid in ch.queues {
+            self.queues_bus.publish_one(fid);
         }
-        if self.shared_log {
-            return;
-        }
-        for id in out.requests {
-            match self.request_event(id).await {
-                Ok(Some(ev)) => self.requests_bus.publish_one(Arc::new(ev)),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, request = id, "cannot read a committed request for its event"),
+        if !self.shared_log {
+            for (id, request, student_id) in events {
+                if let Some(request) = views.remove(&request) {
+                    self.requests_bus.publish_one(Arc::new(RequestEvent { id, student_id, request }));
+                }
             }
         }
-    }
-
-    /// The newest event of request `id`, with the request as it is now.
-    async fn request_event(&self, id: i64) -> Result<Option<RequestEvent>> {
-        let sql = "SELECT id, student_id FROM request_events WHERE request_id = $1 ORDER BY id DESC LIMIT 1";
-        let ev: Option<(i64, i64)> = on_db!(&self.db, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?);
-        let Some((event_id, student_id)) = ev else { return Ok(None) };
-        Ok(self.request_view(id).await?.map(|request| RequestEvent { id: event_id, student_id, request }))
+        Ok(wanted)
     }
 
     /// One request as its student sees it.
     pub async fn request_view(&self, id: i64) -> Result<Option<RequestView>> {
-        let sql = format!("SELECT {ROW_COLUMNS} FROM requests WHERE id = $1");
-        let row: Option<Row> = on_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
-        match row {
-            Some(r) => Ok(Some(self.view(r).await?)),
-            None => Ok(None),
-        }
+        Ok(self.request_views(&[id]).await?.remove(&id))
+    }
+
+    /// Requests as their students see them, by id (one consistent read).
+    pub(crate) async fn request_views(&self, ids: &[i64]) -> Result<HashMap<i64, RequestView>> {
+        let mut tx = self.read_tx().await?;
+        let views = views_in(&mut tx, ids).await?;
+        tx.rollback().await?;
+        Ok(views)
     }
 
     /// Requests as the admin's consultations page lists them, newest first: with their faculty
@@ -680,21 +694,19 @@ impl Store {
     /// A student's requests (newest first), and the cursor of their live stream.
     pub async fn student_requests(&self, student_id: i64) -> Result<domain::MyRequests> {
         let mut tx = self.read_tx().await?;
-        let (cursor, rows): (i64, Vec<Row>) = on_tx!(&mut tx, c => (
+        let (cursor, ids): (i64, Vec<i64>) = on_tx!(&mut tx, c => (
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM request_events WHERE student_id = $1")
                 .bind(student_id)
                 .fetch_one(&mut **c)
                 .await?,
-            sqlx::query_as(&format!("SELECT {ROW_COLUMNS} FROM requests WHERE student_id = $1 ORDER BY requested_at DESC, id DESC LIMIT 50"))
+            sqlx::query_scalar("SELECT id FROM requests WHERE student_id = $1 ORDER BY requested_at DESC, id DESC LIMIT 50")
                 .bind(student_id)
                 .fetch_all(&mut **c)
                 .await?,
         ));
+        let mut views = views_in(&mut tx, &ids).await?;
         tx.rollback().await?;
-        let mut requests = Vec::with_capacity(rows.len());
-        for r in rows {
-            requests.push(self.view(r).await?);
-        }
+        let requests = ids.iter().filter_map(|id| views.remove(id)).collect();
         Ok(domain::MyRequests { cursor, requests })
     }
 
@@ -702,14 +714,15 @@ impl Store {
     pub async fn request_events_after(&self, student_id: i64, cursor: i64, limit: i64) -> Result<Vec<RequestEvent>> {
         let sql = "SELECT MAX(id), request_id FROM request_events WHERE student_id = $1 AND id > $2 \
                    GROUP BY request_id ORDER BY MAX(id) LIMIT $3";
-        let evs: Vec<(i64, i64)> = on_db!(&self.db, pool => sqlx::query_as(sql).bind(student_id).bind(cursor).bind(limit).fetch_all(pool).await?);
-        let mut out = Vec::with_capacity(evs.len());
-        for (id, request_id) in evs {
-            if let Some(request) = self.request_view(request_id).await? {
-                out.push(RequestEvent { id, student_id, request });
-            }
-        }
-        Ok(out)
+        let mut tx = self.read_tx().await?;
+        let evs: Vec<(i64, i64)> = on_tx!(&mut tx, c => sqlx::query_as(sql).bind(student_id).bind(cursor).bind(limit).fetch_all(&mut **c).await?);
+        let ids: Vec<i64> = evs.iter().map(|(_, request)| *request).collect();
+        let mut views = views_in(&mut tx, &ids).await?;
+        tx.rollback().await?;
+        Ok(evs
+            .into_iter()
+            .filter_map(|(id, request)| views.remove(&request).map(|request| RequestEvent { id, student_id, request }))
+            .collect())
     }
 
     /// The newest request event id of a student (0 when none).
@@ -718,99 +731,81 @@ impl Store {
         Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(student_id).fetch_one(pool).await?))
     }
 
-    async fn view(&self, r: Row) -> Result<RequestView> {
-        let state = r.state()?;
-        let name: String = on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT name FROM faculty WHERE id = $1").bind(r.faculty_id).fetch_one(pool).await?
-        });
-        let position = r.position.filter(|_| state.waiting());
-        let (wait_min, wait_max) = match position {
-            Some(p) => {
-                let recent = self.recent_durations(r.faculty_id).await?;
-                let (lo, hi) = rules::wait_estimate(p as usize, &recent);
-                (Some(lo), Some(hi))
-            }
-            None => (None, None),
-        };
-        Ok(RequestView {
-            ticket: format!("T{}", r.id),
-            id: r.id,
-            faculty_id: r.faculty_id,
-            faculty_name: name,
-            state,
-            position,
-            wait_min,
-            wait_max,
-            course: r.course,
-            message: r.message,
-            note: r.note,
-            version: r.version,
-            requested_at: r.requested_at,
-            changed_at: r.changed_at,
-        })
-    }
-
-    /// Accept → done durations (ms) of a faculty member's most recent consultations.
-    async fn recent_durations(&self, faculty_id: i64) -> Result<Vec<i64>> {
-        let sql = "SELECT finished_at - accepted_at FROM requests WHERE faculty_id = $1 AND state = 'done' \
-                   AND accepted_at IS NOT NULL ORDER BY finished_at DESC LIMIT $2";
-        Ok(
-            on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(faculty_id).bind(RECENT_DURATIONS).fetch_all(pool).await?),
-        )
-    }
-
     /// The desk's queue for faculty member `faculty_id`, as it is committed now, and the desk it
     /// goes to (`None` without a bound desk).
     pub async fn queue_snapshot(&self, faculty_id: i64) -> Result<Option<(String, QueueSnapshot)>> {
+        Ok(self.queue_snapshots(&[faculty_id]).await?.remove(&faculty_id))
+    }
+
+    /// The desks' queues of faculty members `ids` (those with a bound desk), in one consistent
+    /// read: faculty member → (desk, queue).
+    ///
+    /// Why together: the publisher sends every queue that changed since its last round; read one
+    /// at a time, each cost five round trips to the database, one at a time behind the writes.
+    pub async fn queue_snapshots(&self, ids: &[i64]) -> Result<HashMap<i64, (String, QueueSnapshot)>> {
+        type Item = (i64, i64, String, Option<String>, String, i64, String);
+        let mut out = HashMap::with_capacity(ids.len());
         let mut tx = self.read_tx().await?;
-        let desk: Option<String> = on_tx!(&mut tx, c => {
-            sqlx::query_scalar("SELECT id FROM desks WHERE faculty_id = $1").bind(faculty_id).fetch_optional(&mut **c).await?
-        });
-        let Some(desk) = desk else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let f: (String, String, i64) = on_tx!(&mut tx, c => {
-            sqlx::query_as("SELECT name, status, queue_version FROM faculty WHERE id = $1").bind(faculty_id).fetch_one(&mut **c).await?
-        });
-        let items: Vec<(i64, String, Option<String>, String, i64, String)> = on_tx!(&mut tx, c => {
-            sqlx::query_as(
-                "SELECT r.id, s.name, r.course, r.message, r.requested_at, r.state FROM requests r \
-                 JOIN students s ON s.id = r.student_id WHERE r.faculty_id = $1 \
-                 AND r.state IN ('queued','delivered','busy','accepted') ORDER BY r.requested_at, r.id",
-            )
-            .bind(faculty_id)
-            .fetch_all(&mut **c)
-            .await?
-        });
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            let list = in_list(chunk.len());
+            let heads_sql = format!(
+                "SELECT f.id, d.id, f.name, f.status, f.queue_version FROM faculty f \
+                 JOIN desks d ON d.faculty_id = f.id WHERE f.id IN ({list})"
+            );
+            let items_sql = format!(
+                "SELECT r.faculty_id, r.id, s.name, r.course, r.message, r.requested_at, r.state FROM requests r \
+                 JOIN students s ON s.id = r.student_id WHERE r.faculty_id IN ({list}) \
+                 AND r.state IN ('queued','delivered','busy','accepted') ORDER BY r.faculty_id, r.requested_at, r.id"
+            );
+            let (heads, items): (Vec<(i64, String, String, String, i64)>, Vec<Item>) = on_tx!(&mut tx, c => {
+                let mut q = sqlx::query_as(&heads_sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                let heads = q.fetch_all(&mut **c).await?;
+                let mut q = sqlx::query_as(&items_sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                (heads, q.fetch_all(&mut **c).await?)
+            });
+            let mut lines: HashMap<i64, Vec<Item>> = HashMap::new();
+            for item in items {
+                lines.entry(item.0).or_default().push(item);
+            }
+            for (fid, desk, name, status, version) in heads {
+                let status = crate::rows::parse_status(&status)?;
+                let line = lines.remove(&fid).unwrap_or_default();
+                let total = line.len();
+                let items = line
+                    .into_iter()
+                    .take(QueueSnapshot::MAX_ITEMS)
+                    .map(|(_, id, student, course, message, requested_at, state)| {
+                        Ok(QueueItem {
+                            id,
+                            ticket: format!("T{id}"),
+                            student,
+                            course,
+                            message,
+                            requested_at,
+                            state: State::parse(&state)
+                                .ok_or_else(|| StoreError::Corrupt(format!("request state {state:?}")))?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let more = u32::try_from(total.saturating_sub(QueueSnapshot::MAX_ITEMS)).unwrap_or(u32::MAX);
+                let snapshot = QueueSnapshot {
+                    version,
+                    faculty: QueueFaculty { name, status },
+                    accepting: matches!(status, Status::Available | Status::Busy),
+                    items,
+                    more,
+                };
+                out.insert(fid, (desk, snapshot));
+            }
+        }
         tx.rollback().await?;
-        let status = crate::rows::parse_status(&f.1)?;
-        let total = items.len();
-        let items = items
-            .into_iter()
-            .take(QueueSnapshot::MAX_ITEMS)
-            .map(|(id, student, course, message, requested_at, state)| {
-                Ok(QueueItem {
-                    id,
-                    ticket: format!("T{id}"),
-                    student,
-                    course,
-                    message,
-                    requested_at,
-                    state: State::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("request state {state:?}")))?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let more = u32::try_from(total.saturating_sub(QueueSnapshot::MAX_ITEMS)).unwrap_or(u32::MAX);
-        let snapshot = QueueSnapshot {
-            version: f.2,
-            faculty: QueueFaculty { name: f.0, status },
-            accepting: matches!(status, Status::Available | Status::Busy),
-            items,
-            more,
-        };
-        Ok(Some((desk, snapshot)))
+        Ok(out)
     }
 
     /// Faculty members who are available and have held requests (to release them).
@@ -833,25 +828,150 @@ async fn faculty_row(tx: &mut Tx, id: i64) -> Result<Option<FacultyQueueRow>> {
     Ok(on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
 }
 
+/// Faculty member `id`'s line as this transaction has it (read once per transaction).
+async fn faculty_line(tx: &mut Tx, id: i64, ch: &mut Changes) -> Result<Option<FacultyLine>> {
+    if let Some(line) = ch.lines.get(&id) {
+        return Ok(Some(*line));
+    }
+    let sql = "SELECT id, version, waiting, queue_version FROM faculty WHERE id = $1";
+    let line: Option<FacultyLine> = on_tx!(tx, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await?);
+    if let Some(line) = line {
+        ch.lines.insert(id, line);
+    }
+    Ok(line)
+}
+
+/// The faculty member desk `desk` is bound to (read once per transaction).
+async fn desk_faculty(tx: &mut Tx, desk: &str, ch: &mut Changes) -> Result<Option<i64>> {
+    if let Some(bound) = ch.desks.get(desk) {
+        return Ok(*bound);
+    }
+    let bound: Option<Option<i64>> = on_tx!(tx, c => {
+        sqlx::query_scalar("SELECT faculty_id FROM desks WHERE id = $1").bind(desk).fetch_optional(&mut **c).await?
+    });
+    let bound = bound.flatten();
+    ch.desks.insert(desk.to_owned(), bound);
+    Ok(bound)
+}
+
 async fn request_row(tx: &mut Tx, id: i64) -> Result<Option<Row>> {
     let sql = format!("SELECT {ROW_COLUMNS} FROM requests WHERE id = $1");
     Ok(on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
 }
 
-async fn log_event(tx: &mut Tx, request_id: i64, student_id: i64, now: i64) -> Result<()> {
-    on_tx!(tx, c => {
-        sqlx::query(
+/// Logs the request's change as an event of its student's stream (the request's version as the
+/// transaction leaves it is read when the event is published).
+async fn log_event(tx: &mut Tx, request_id: i64, student_id: i64, now: i64, ch: &mut Changes) -> Result<()> {
+    let event: i64 = on_tx!(tx, c => {
+        sqlx::query_scalar(
             "INSERT INTO request_events (request_id, student_id, version, at) \
-             SELECT $1, $2, version, $3 FROM requests WHERE id = $1",
+             SELECT $1, $2, version, $3 FROM requests WHERE id = $1 RETURNING id",
         )
         .bind(request_id)
         .bind(student_id)
         .bind(now)
-        .execute(&mut **c)
-        .await
-        .map(drop)?
+        .fetch_one(&mut **c)
+        .await?
     });
+    ch.logged.insert(request_id, (event, student_id));
     Ok(())
+}
+
+/// At most this many ids in one `IN (…)` list (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+const IN_LIST_MAX: usize = 500;
+
+/// `$1, $2, …, $n`.
+fn in_list(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A request row with its faculty member's name.
+#[derive(sqlx::FromRow)]
+struct NamedRow {
+    #[sqlx(flatten)]
+    row: Row,
+    faculty_name: String,
+}
+
+/// Requests `ids` as their students see them, as `tx` has them: one statement for the rows, one
+/// for the wait estimates of those waiting in line.
+async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>> {
+    let mut rows: Vec<NamedRow> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS}, (SELECT f.name FROM faculty f WHERE f.id = requests.faculty_id) AS faculty_name \
+             FROM requests WHERE id IN ({})",
+            in_list(chunk.len())
+        );
+        let found: Vec<NamedRow> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        rows.extend(found);
+    }
+    let mut waiting_at: Vec<i64> = Vec::new();
+    for r in &rows {
+        if r.row.position.is_some() && r.row.state()?.waiting() {
+            waiting_at.push(r.row.faculty_id);
+        }
+    }
+    waiting_at.sort_unstable();
+    waiting_at.dedup();
+    let mut recent: HashMap<i64, Vec<i64>> = HashMap::new();
+    for chunk in waiting_at.chunks(IN_LIST_MAX) {
+        // Each faculty member's most recent accept → done durations (ms).
+        let sql = format!(
+            "SELECT faculty_id, d FROM (SELECT faculty_id, finished_at - accepted_at AS d, \
+             ROW_NUMBER() OVER (PARTITION BY faculty_id ORDER BY finished_at DESC) AS n FROM requests \
+             WHERE faculty_id IN ({}) AND state = 'done' AND accepted_at IS NOT NULL) recent \
+             WHERE n <= {RECENT_DURATIONS} ORDER BY faculty_id, n",
+            in_list(chunk.len())
+        );
+        let found: Vec<(i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        for (fid, d) in found {
+            recent.entry(fid).or_default().push(d);
+        }
+    }
+    let mut views = HashMap::with_capacity(rows.len());
+    for NamedRow { row: r, faculty_name } in rows {
+        let state = r.state()?;
+        let position = r.position.filter(|_| state.waiting());
+        let (wait_min, wait_max) = match position {
+            Some(p) => {
+                let history = recent.get(&r.faculty_id).map_or(&[][..], Vec::as_slice);
+                let (lo, hi) = rules::wait_estimate(p as usize, history);
+                (Some(lo), Some(hi))
+            }
+            None => (None, None),
+        };
+        let view = RequestView {
+            ticket: format!("T{}", r.id),
+            id: r.id,
+            faculty_id: r.faculty_id,
+            faculty_name,
+            state,
+            position,
+            wait_min,
+            wait_max,
+            course: r.course,
+            message: r.message,
+            note: r.note,
+            version: r.version,
+            requested_at: r.requested_at,
+            changed_at: r.changed_at,
+        };
+        views.insert(view.id, view);
+    }
+    Ok(views)
 }
 
 /// Serialises a student's placements: two submitted at the same instant for their last open slot

@@ -109,6 +109,13 @@ impl Store {
     /// Marks a session used at `now`.
     pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
         let sql = "UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1";
+        // SQLite has one writer: queue behind the store's other writes rather than meet them at
+        // the database, whose busy handler sleeps (1, 2, 5, 10 ms …) while holding up whoever
+        // waits behind it.
+        let _order = match self.db {
+            crate::Db::Sqlite(_) => Some(self.write_order.lock().await),
+            crate::Db::Postgres(_) => None,
+        };
         on_db!(&self.db, pool => sqlx::query(sql).bind(now).bind(token_hash).execute(pool).await.map(drop)?);
         Ok(())
     }

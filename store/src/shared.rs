@@ -183,12 +183,14 @@ impl Store {
         }
         let mut newest: Vec<_> = newest.into_iter().collect();
         newest.sort_by_key(|(_, (id, _))| *id);
-        let mut out = Vec::with_capacity(newest.len());
-        for (request_id, (id, student_id)) in newest {
-            if let Some(request) = self.request_view(request_id).await? {
-                out.push(RequestEvent { id, student_id, request });
-            }
-        }
+        let ids: Vec<i64> = newest.iter().map(|(request, _)| *request).collect();
+        let mut views = self.request_views(&ids).await?;
+        let out = newest
+            .into_iter()
+            .filter_map(|(request, (id, student_id))| {
+                views.remove(&request).map(|request| RequestEvent { id, student_id, request })
+            })
+            .collect();
         Ok((out, next, full))
     }
 
