@@ -10,7 +10,7 @@ use domain::consultation::{self as rules, Action, Input, Limit, State};
 use domain::protocol::{QueueFaculty, QueueItem, QueueSnapshot};
 use domain::status::Status;
 use domain::{DeskClock, FacultyEvent, FacultyView, RequestView};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A request a student is placing.
@@ -162,9 +162,10 @@ pub enum DeskWork {
 ///
 /// Why: each SQL statement is a round trip to the database's connection (for SQLite, to its
 /// worker thread), and the writes are serial. Settling a line after every change, reading a desk's
-/// binding for every reply and each changed request's view after the commit (four statements per
-/// event) made about 36 round trips per request on the ingest's path; with the batch's reads
-/// shared, one settle per line and the views read in one statement, about 15
+/// binding and request for every reply, logging each change as it happened, and reading each
+/// changed request's view after the commit (four statements per event) made about 36 round trips
+/// per request on the ingest's path; with the batch's reads shared, one settle per line, one
+/// event per changed request logged in one statement and the views read in one, about 8
 /// (`loadgen --consult`, BENCHMARKS.md row 8b).
 #[derive(Default)]
 struct Changes {
@@ -174,8 +175,10 @@ struct Changes {
     desks: HashMap<String, Option<i64>>,
     /// Faculty members whose line changed here, and whether their desk's queue did.
     unsettled: BTreeMap<i64, bool>,
-    /// Changed requests → (the newest event logged for it here, its student).
-    logged: HashMap<i64, (i64, i64)>,
+    /// Requests as this transaction has them (read once, kept as it changes them).
+    rows: HashMap<i64, Row>,
+    /// Requests changed here: each gets one event in the log, with the version it commits.
+    changed: BTreeSet<i64>,
     /// The board's events.
     board: Vec<Arc<FacultyEvent>>,
     /// Faculty members whose desk queue changed.
@@ -241,12 +244,13 @@ impl Store {
             f.id,
             FacultyLine { id: f.id, version: f.version, waiting: f.waiting, queue_version: f.queue_version },
         );
-        // Entering the queue: in the version this transaction commits (see `settle`).
+        // Entering the queue: in the version this transaction commits (see `settle`); at the end
+        // of the line (which `settle` checks).
         let queue_version = f.queue_version + 1;
         let id: i64 = on_tx!(&mut tx, c => {
             sqlx::query_scalar(
-                "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, queued_in) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+                "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, queued_in, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
             )
             .bind(new.student_id)
             .bind(new.faculty_id)
@@ -255,15 +259,12 @@ impl Store {
             .bind(state.as_str())
             .bind(now)
             .bind(accepting.then_some(queue_version))
+            .bind(f.waiting + 1)
             .fetch_one(&mut **c)
             .await?
         });
         ch.unsettled.insert(f.id, accepting);
-        self.settle_lines(&mut tx, now, &mut ch).await?;
-        // Taking its place in line logged it already (one event per change, not two).
-        if !ch.logged.contains_key(&id) {
-            log_event(&mut tx, id, new.student_id, now, &mut ch).await?;
-        }
+        ch.changed.insert(id);
         let view = self.finish(tx, ch, now, Some(id)).await?;
         Ok(view.ok_or_else(|| StoreError::Corrupt("placed request vanished".into()))?)
     }
@@ -281,7 +282,8 @@ impl Store {
         let now = now_ms();
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
-        let Some(row) = request_row(&mut tx, id).await? else {
+        let mut ch = Changes::default();
+        let Some(row) = request_row(&mut tx, id, &mut ch).await? else {
             tx.rollback().await?;
             return Err(StoreError::NotFound(format!("no request {id}")));
         };
@@ -291,7 +293,6 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::NotFound(format!("no request {id}")));
         }
-        let mut ch = Changes::default();
         let changed = self.apply_input(&mut tx, &row, input, actor, note, now, &mut ch).await?;
         if !changed {
             tx.rollback().await?;
@@ -382,7 +383,7 @@ impl Store {
         now: i64,
         ch: &mut Changes,
     ) -> Result<DeskOutcome> {
-        let Some(row) = request_row(tx, request).await? else { return Ok(DeskOutcome::UnknownRequest) };
+        let Some(row) = request_row(tx, request, ch).await? else { return Ok(DeskOutcome::UnknownRequest) };
         if desk_faculty(tx, desk, ch).await? != Some(row.faculty_id) {
             return Ok(DeskOutcome::WrongDesk);
         }
@@ -501,7 +502,8 @@ impl Store {
             }
             _ => (row.reply_boot, row.reply_seq),
         };
-        let note = note.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).or_else(|| row.note.clone());
+        let note: Option<String> =
+            note.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).or_else(|| row.note.clone());
         let accepted_at = (to == State::Accepted).then_some(now);
         let finished_at = to.is_terminal().then_some(now);
         // A request leaving the line forgets its place here (the line's settle numbers the rest).
@@ -513,7 +515,7 @@ impl Store {
                  WHERE id = $9 AND version = $10",
             )
             .bind(to.as_str())
-            .bind(note)
+            .bind(note.as_deref())
             .bind(now)
             .bind(queued_in)
             .bind(reply_boot)
@@ -530,7 +532,19 @@ impl Store {
         if updated != 1 {
             return Err(StoreError::VersionConflict);
         }
-        log_event(tx, row.id, row.student_id, now, ch).await?;
+        let now_row = Row {
+            state: to.as_str().to_owned(),
+            note,
+            changed_at: now,
+            queued_in,
+            reply_boot,
+            reply_seq,
+            position: row.position.filter(|_| to.waiting()),
+            version: row.version + 1,
+            ..row.clone()
+        };
+        ch.rows.insert(row.id, now_row);
+        ch.changed.insert(row.id);
         *ch.unsettled.entry(row.faculty_id).or_default() |= queue_changed;
         Ok(true)
     }
@@ -549,16 +563,16 @@ impl Store {
     async fn settle(&self, tx: &mut Tx, fid: i64, now: i64, queue_changed: bool, ch: &mut Changes) -> Result<()> {
         let f =
             faculty_line(tx, fid, ch).await?.ok_or_else(|| StoreError::Corrupt(format!("no faculty member {fid}")))?;
-        let line: Vec<(i64, i64, Option<i64>)> = on_tx!(tx, c => {
+        let line: Vec<(i64, Option<i64>)> = on_tx!(tx, c => {
             sqlx::query_as(
-                "SELECT id, student_id, position FROM requests WHERE faculty_id = $1 \
+                "SELECT id, position FROM requests WHERE faculty_id = $1 \
                  AND state IN ('held','queued','delivered','busy') ORDER BY requested_at, id",
             )
             .bind(f.id)
             .fetch_all(&mut **c)
             .await?
         });
-        for (i, (id, student, position)) in line.iter().enumerate() {
+        for (i, (id, position)) in line.iter().enumerate() {
             let place = i as i64 + 1;
             if *position != Some(place) {
                 on_tx!(tx, c => {
@@ -569,7 +583,8 @@ impl Store {
                         .await
                         .map(drop)?
                 });
-                log_event(tx, *id, *student, now, ch).await?;
+                ch.rows.remove(id);
+                ch.changed.insert(*id);
             }
         }
         let waiting = line.len() as i64;
@@ -613,15 +628,14 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a transaction of request changes: settles its lines, reads the changed requests'
-    /// views (in one statement, inside the transaction: they are what it commits), commits, and
+    /// Ends a transaction of request changes: settles its lines, logs one event per changed
+    /// request, reads their views (in one statement, inside the transaction: they are what it
+    /// commits), commits, and
     /// only then publishes the board's events, the desks' queues and the students' events (in
     /// event order). Returns the view of request `want`.
     async fn finish(&self, mut tx: Tx, mut ch: Changes, now: i64, want: Option<i64>) -> Result<Option<RequestView>> {
         self.settle_lines(&mut tx, now, &mut ch).await?;
-        let mut events: Vec<(i64, i64, i64)> =
-            ch.logged.iter().map(|(request, (event, student))| (*event, *request, *student)).collect();
-        events.sort_unstable();
+        let mut events = log_events(&mut tx, &ch.changed, now).await?;
         // Fed from the shared log, this instance publishes no request events of its own.
         if self.shared_log {
             events.retain(|(_, request, _)| Some(*request) == want);
@@ -743,6 +757,7 @@ impl Store {
     /// Why together: the publisher sends every queue that changed since its last round; read one
     /// at a time, each cost five round trips to the database, one at a time behind the writes.
     pub async fn queue_snapshots(&self, ids: &[i64]) -> Result<HashMap<i64, (String, QueueSnapshot)>> {
+        type Head = (i64, String, String, String, i64);
         type Item = (i64, i64, String, Option<String>, String, i64, String);
         let mut out = HashMap::with_capacity(ids.len());
         let mut tx = self.read_tx().await?;
@@ -757,7 +772,7 @@ impl Store {
                  JOIN students s ON s.id = r.student_id WHERE r.faculty_id IN ({list}) \
                  AND r.state IN ('queued','delivered','busy','accepted') ORDER BY r.faculty_id, r.requested_at, r.id"
             );
-            let (heads, items): (Vec<(i64, String, String, String, i64)>, Vec<Item>) = on_tx!(&mut tx, c => {
+            let (heads, items): (Vec<Head>, Vec<Item>) = on_tx!(&mut tx, c => {
                 let mut q = sqlx::query_as(&heads_sql);
                 for id in chunk {
                     q = q.bind(*id);
@@ -854,27 +869,43 @@ async fn desk_faculty(tx: &mut Tx, desk: &str, ch: &mut Changes) -> Result<Optio
     Ok(bound)
 }
 
-async fn request_row(tx: &mut Tx, id: i64) -> Result<Option<Row>> {
+/// Request `id` as this transaction has it.
+async fn request_row(tx: &mut Tx, id: i64, ch: &mut Changes) -> Result<Option<Row>> {
+    if let Some(row) = ch.rows.get(&id) {
+        return Ok(Some(row.clone()));
+    }
     let sql = format!("SELECT {ROW_COLUMNS} FROM requests WHERE id = $1");
-    Ok(on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
+    let row: Option<Row> = on_tx!(tx, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?);
+    if let Some(row) = &row {
+        ch.rows.insert(id, row.clone());
+    }
+    Ok(row)
 }
 
-/// Logs the request's change as an event of its student's stream (the request's version as the
-/// transaction leaves it is read when the event is published).
-async fn log_event(tx: &mut Tx, request_id: i64, student_id: i64, now: i64, ch: &mut Changes) -> Result<()> {
-    let event: i64 = on_tx!(tx, c => {
-        sqlx::query_scalar(
+/// Logs one event per changed request, each with the version the transaction leaves it at (a
+/// student's stream shows a request as it is, so changes committed together are one event).
+/// Returns (event, request, student), in event order.
+async fn log_events(tx: &mut Tx, changed: &BTreeSet<i64>, now: i64) -> Result<Vec<(i64, i64, i64)>> {
+    let ids: Vec<i64> = changed.iter().copied().collect();
+    let mut events = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST_MAX) {
+        let sql = format!(
             "INSERT INTO request_events (request_id, student_id, version, at) \
-             SELECT $1, $2, version, $3 FROM requests WHERE id = $1 RETURNING id",
-        )
-        .bind(request_id)
-        .bind(student_id)
-        .bind(now)
-        .fetch_one(&mut **c)
-        .await?
-    });
-    ch.logged.insert(request_id, (event, student_id));
-    Ok(())
+             SELECT id, student_id, version, $1 FROM requests WHERE id IN ({}) ORDER BY id \
+             RETURNING id, request_id, student_id",
+            in_list_from(2, chunk.len())
+        );
+        let logged: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        events.extend(logged);
+    }
+    events.sort_unstable();
+    Ok(events)
 }
 
 /// At most this many ids in one `IN (…)` list (SQLite allows 32,766 parameters, PostgreSQL 65,535).
@@ -882,7 +913,12 @@ const IN_LIST_MAX: usize = 500;
 
 /// `$1, $2, …, $n`.
 fn in_list(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    in_list_from(1, n)
+}
+
+/// `$first, …`: n parameters.
+fn in_list_from(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A request row with its faculty member's name.
