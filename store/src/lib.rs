@@ -100,6 +100,8 @@ pub struct Store {
     /// process publishes events in commit (= id) order. Writers are serialised by the database
     /// anyway (SQLite's single writer, PostgreSQL's event-log lock), so this costs no concurrency.
     write_order: Arc<tokio::sync::Mutex<()>>,
+    /// Placements waiting for their group commit.
+    placements: requests::Placements,
     /// The ingest's bulk statements for this backend.
     bulk: Arc<ingest::BulkSql>,
     /// The buses are fed from the shared log ([`Store::follow_log`]), not by this store's writes.
@@ -172,6 +174,7 @@ impl Store {
             requests_bus: Bus::new(4096),
             queues_bus: Bus::new(4096),
             write_order: Arc::default(),
+            placements: Arc::default(),
             bulk,
             shared_log: false,
         })

@@ -147,6 +147,12 @@ impl Row {
     }
 }
 
+/// Where a queued placement's outcome goes.
+type Answer = tokio::sync::oneshot::Sender<std::result::Result<RequestView, PlaceError>>;
+
+/// Placements waiting for the next group commit (see [`Store::place_request`]).
+pub(crate) type Placements = Arc<std::sync::Mutex<Vec<(NewRequest, Answer)>>>;
+
 /// A desk's ack or answer (applied in batches with [`Store::desk_answers`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeskWork {
@@ -206,67 +212,152 @@ impl Store {
             rules::check_course(c).map_err(|e| PlaceError::Invalid("course", e))?;
         }
         rules::check_message(&new.message).map_err(|e| PlaceError::Invalid("message", e))?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.placements.lock().unwrap_or_else(|e| e.into_inner()).push((new.clone(), answer));
+        // Group commit: whoever holds the write order next places every request waiting by then,
+        // in one transaction. Why: each placement on its own was a transaction of ~13 round trips
+        // to the database, one writer at a time; placed together, the transaction's own
+        // statements (begin, the event log, the views, commit) are shared by the group.
+        let order = self.write_order.clone().lock_owned().await;
+        let group = std::mem::take(&mut *self.placements.lock().unwrap_or_else(|e| e.into_inner()));
+        if group.is_empty() {
+            drop(order); // placed by an earlier holder: the answer is on its way
+        } else {
+            // In a task of its own: the others' placements it carries must not be cancelled with
+            // this request (a client that goes away drops its handler's future).
+            let store = self.clone();
+            let _ = tokio::spawn(async move {
+                store.place_group(group).await;
+                drop(order);
+            })
+            .await;
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(PlaceError::Store(StoreError::Corrupt("a placement went unanswered".into()))))
+    }
+
+    /// Places a group of requests in one transaction and answers each. When the transaction fails
+    /// as a whole, each is placed alone (so that one cannot fail the others).
+    async fn place_group(&self, group: Vec<(NewRequest, Answer)>) {
+        let (news, answers): (Vec<NewRequest>, Vec<Answer>) = group.into_iter().unzip();
+        match self.place_all(&news).await {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(e) if news.len() > 1 => {
+                tracing::warn!(error = %e, group = news.len(), "placements failed together; placing them one by one");
+                for (new, answer) in news.iter().zip(answers) {
+                    let result = match self.place_all(std::slice::from_ref(new)).await {
+                        Ok(mut results) => results.pop().unwrap_or(Err(PlaceError::NoFaculty)),
+                        Err(e) => Err(e.into()),
+                    };
+                    let _ = answer.send(result);
+                }
+            }
+            Err(e) => {
+                if let Some(answer) = answers.into_iter().next() {
+                    let _ = answer.send(Err(e.into()));
+                }
+            }
+        }
+    }
+
+    /// Places `news` in one transaction, each judged against the state the ones before it left
+    /// (the rules, the line). The caller holds the write order.
+    async fn place_all(&self, news: &[NewRequest]) -> Result<Vec<std::result::Result<RequestView, PlaceError>>> {
         let now = now_ms();
-        let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
-        lock_student(&mut tx, new.student_id).await?;
-        let Some(f) = faculty_row(&mut tx, new.faculty_id).await?.filter(|f| f.active) else {
-            tx.rollback().await?;
-            return Err(PlaceError::NoFaculty);
-        };
-        let status = crate::rows::parse_status(&f.status)?;
-        let (with_faculty, open, last_hour): (i64, i64, i64) = on_tx!(&mut tx, c => {
-            sqlx::query_as(
-                "SELECT \
-                   COALESCE(SUM(CASE WHEN faculty_id = $2 AND state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
-                   COALESCE(SUM(CASE WHEN state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
-                   COALESCE(SUM(CASE WHEN requested_at > $3 THEN 1 ELSE 0 END), 0) \
-                 FROM requests WHERE student_id = $1",
-            )
-            .bind(new.student_id)
-            .bind(new.faculty_id)
-            .bind(now - 3_600_000)
-            .fetch_one(&mut **c)
-            .await?
-        });
-        if let Err(limit) = rules::check_limits(with_faculty as usize, open as usize, last_hour as usize) {
-            tx.rollback().await?;
-            return Err(PlaceError::Limit(limit));
-        }
-        let accepting = matches!(status, Status::Available | Status::Busy);
-        if !accepting && !new.hold {
-            tx.rollback().await?;
-            return Err(PlaceError::Away(status));
-        }
-        let state = if accepting { State::Queued } else { State::Held };
         let mut ch = Changes::default();
-        ch.lines.insert(
-            f.id,
-            FacultyLine { id: f.id, version: f.version, waiting: f.waiting, queue_version: f.queue_version },
-        );
-        // Entering the queue: in the version this transaction commits (see `settle`); at the end
-        // of the line (which `settle` checks).
-        let queue_version = f.queue_version + 1;
-        let id: i64 = on_tx!(&mut tx, c => {
-            sqlx::query_scalar(
-                "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, queued_in, position) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
-            )
-            .bind(new.student_id)
-            .bind(new.faculty_id)
-            .bind(course)
-            .bind(new.message.trim())
-            .bind(state.as_str())
-            .bind(now)
-            .bind(accepting.then_some(queue_version))
-            .bind(f.waiting + 1)
-            .fetch_one(&mut **c)
-            .await?
-        });
-        ch.unsettled.insert(f.id, accepting);
-        ch.changed.insert(id);
-        let view = self.finish(tx, ch, now, Some(id)).await?;
-        Ok(view.ok_or_else(|| StoreError::Corrupt("placed request vanished".into()))?)
+        let mut faculty: HashMap<i64, Option<FacultyQueueRow>> = HashMap::new();
+        // Requests placed in this transaction, per faculty member (their places in line).
+        let mut added: HashMap<i64, i64> = HashMap::new();
+        let mut outcomes: Vec<std::result::Result<i64, PlaceError>> = Vec::with_capacity(news.len());
+        for new in news {
+            lock_student(&mut tx, new.student_id).await?;
+            if let std::collections::hash_map::Entry::Vacant(e) = faculty.entry(new.faculty_id) {
+                e.insert(faculty_row(&mut tx, new.faculty_id).await?.filter(|f| f.active));
+            }
+            let Some(Some(f)) = faculty.get(&new.faculty_id) else {
+                outcomes.push(Err(PlaceError::NoFaculty));
+                continue;
+            };
+            let status = crate::rows::parse_status(&f.status)?;
+            let (with_faculty, open, last_hour): (i64, i64, i64) = on_tx!(&mut tx, c => {
+                sqlx::query_as(
+                    "SELECT \
+                       COALESCE(SUM(CASE WHEN faculty_id = $2 AND state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
+                       COALESCE(SUM(CASE WHEN state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
+                       COALESCE(SUM(CASE WHEN requested_at > $3 THEN 1 ELSE 0 END), 0) \
+                     FROM requests WHERE student_id = $1",
+                )
+                .bind(new.student_id)
+                .bind(new.faculty_id)
+                .bind(now - 3_600_000)
+                .fetch_one(&mut **c)
+                .await?
+            });
+            if let Err(limit) = rules::check_limits(with_faculty as usize, open as usize, last_hour as usize) {
+                outcomes.push(Err(PlaceError::Limit(limit)));
+                continue;
+            }
+            let accepting = matches!(status, Status::Available | Status::Busy);
+            if !accepting && !new.hold {
+                outcomes.push(Err(PlaceError::Away(status)));
+                continue;
+            }
+            let state = if accepting { State::Queued } else { State::Held };
+            ch.lines.entry(f.id).or_insert(FacultyLine {
+                id: f.id,
+                version: f.version,
+                waiting: f.waiting,
+                queue_version: f.queue_version,
+            });
+            let before = added.entry(f.id).or_default();
+            *before += 1;
+            // Entering the queue: in the version this transaction commits (see `settle`); at the
+            // end of the line (which `settle` checks).
+            let queue_version = f.queue_version + 1;
+            let place = f.waiting + *before;
+            let course = new.course.as_deref().map(str::trim).filter(|c| !c.is_empty());
+            let id: i64 = on_tx!(&mut tx, c => {
+                sqlx::query_scalar(
+                    "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, queued_in, position) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
+                )
+                .bind(new.student_id)
+                .bind(new.faculty_id)
+                .bind(course)
+                .bind(new.message.trim())
+                .bind(state.as_str())
+                .bind(now)
+                .bind(accepting.then_some(queue_version))
+                .bind(place)
+                .fetch_one(&mut **c)
+                .await?
+            });
+            *ch.unsettled.entry(f.id).or_default() |= accepting;
+            ch.changed.insert(id);
+            outcomes.push(Ok(id));
+        }
+        let placed: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().copied()).collect();
+        let mut views = if placed.is_empty() {
+            tx.rollback().await?;
+            HashMap::new()
+        } else {
+            self.finish(tx, ch, now, &placed).await?
+        };
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                let id = o?;
+                views
+                    .remove(&id)
+                    .ok_or_else(|| PlaceError::Store(StoreError::Corrupt("placed request vanished".into())))
+            })
+            .collect())
     }
 
     /// Applies `input` to request `id` for `actor`. Returns the request's new view, or `None` when
@@ -303,7 +394,7 @@ impl Store {
             let entry = crate::AuditEntry { detail: Some(detail.to_string()), ..(**entry).clone() };
             on_tx!(&mut tx, c => crate::sessions::audit_in!(&mut **c, &entry)?);
         }
-        self.finish(tx, ch, now, Some(id)).await
+        Ok(self.finish(tx, ch, now, &[id]).await?.remove(&id))
     }
 
     /// A desk's answer to a request: applied when the desk is bound to the request's faculty
@@ -332,7 +423,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(0);
         }
-        self.finish(tx, ch, now, None).await?;
+        self.finish(tx, ch, now, &[]).await?;
         Ok(n)
     }
 
@@ -366,7 +457,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(outcomes);
         }
-        self.finish(tx, ch, now, None).await?;
+        self.finish(tx, ch, now, &[]).await?;
         Ok(outcomes)
     }
 
@@ -470,7 +561,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(0);
         }
-        self.finish(tx, ch, now, None).await?;
+        self.finish(tx, ch, now, &[]).await?;
         Ok(n)
     }
 
@@ -632,20 +723,18 @@ impl Store {
     /// request, reads their views (in one statement, inside the transaction: they are what it
     /// commits), commits, and
     /// only then publishes the board's events, the desks' queues and the students' events (in
-    /// event order). Returns the view of request `want`.
-    async fn finish(&self, mut tx: Tx, mut ch: Changes, now: i64, want: Option<i64>) -> Result<Option<RequestView>> {
+    /// event order). Returns the views of requests `want`.
+    async fn finish(&self, mut tx: Tx, mut ch: Changes, now: i64, want: &[i64]) -> Result<HashMap<i64, RequestView>> {
         self.settle_lines(&mut tx, now, &mut ch).await?;
         let mut events = log_events(&mut tx, &ch.changed, now).await?;
         // Fed from the shared log, this instance publishes no request events of its own.
         if self.shared_log {
-            events.retain(|(_, request, _)| Some(*request) == want);
+            events.retain(|(_, request, _)| want.contains(request));
         }
         let mut ids: Vec<i64> = events.iter().map(|(_, request, _)| *request).collect();
-        if let Some(w) = want.filter(|w| !ids.contains(w)) {
-            ids.push(w);
-        }
+        ids.extend(want.iter().filter(|w| !ch.changed.contains(w)));
         let mut views = views_in(&mut tx, &ids).await?;
-        let wanted = want.and_then(|w| views.get(&w).cloned());
+        let wanted = want.iter().filter_map(|w| views.get(w).map(|v| (*w, v.clone()))).collect();
         tx.commit().await?;
         self.publish_faculty(ch.board);
         // Queue cues stay local too: this instance may be the one publishing queues (the shared

@@ -97,6 +97,7 @@ conformance!(
     desk_answers_are_checked_and_never_go_backwards,
     held_requests_join_the_queue_when_the_faculty_member_returns,
     two_requests_for_the_last_slot_at_once_one_wins,
+    a_burst_of_placements_is_judged_in_order_and_lined_up_once_each,
     a_batch_of_desk_answers_is_judged_in_order_and_published_once,
     a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit,
     an_override_ranks_above_the_desk_and_ends_once,
@@ -284,6 +285,79 @@ async fn two_requests_for_the_last_slot_at_once_one_wins(db: TestDb) {
     );
     assert_eq!(u8::from(x.unwrap()) + u8::from(y.unwrap()), 1, "exactly one wins");
     assert_eq!(view(&store, f).await.waiting, 1);
+}
+
+/// Placements that arrive together commit together (group commit): each is still judged against
+/// the ones before it (the per-student rules), each gets its own place in line and one event, and
+/// the desk's queue holds exactly the placed ones, in order.
+async fn a_burst_of_placements_is_judged_in_order_and_lined_up_once_each(db: TestDb) {
+    let store = db.store.clone();
+    let f = available(&store, "Grace", "rq10").await;
+    let others: Vec<i64> = available_many(&store, 5).await;
+    let mut rx = store.requests_bus().subscribe();
+    let before = view(&store, f).await;
+    // 20 students at once to one faculty member, and one student to five faculty members at once
+    // (at most three open requests each).
+    let mut students = Vec::new();
+    for i in 0..20 {
+        students.push(student(&store, &format!("B{i}")).await);
+    }
+    let greedy = student(&store, "G1").await;
+    let mut tasks = Vec::new();
+    for s in &students {
+        let (st, s) = (store.clone(), *s);
+        tasks.push(tokio::spawn(async move { st.place_request(&ask(s, f, false)).await.map(|v| v.id) }));
+    }
+    let mut greedy_tasks = Vec::new();
+    for other in &others {
+        let (st, o) = (store.clone(), *other);
+        greedy_tasks.push(tokio::spawn(async move { st.place_request(&ask(greedy, o, false)).await.is_ok() }));
+    }
+    let mut placed = Vec::new();
+    for t in tasks {
+        placed.push(t.await.unwrap().expect("each of the 20 is placed"));
+    }
+    let mut wins = 0;
+    for t in greedy_tasks {
+        wins += u8::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 3, "three open requests at most, however they arrive");
+    let now = view(&store, f).await;
+    assert_eq!(now.waiting, 20);
+    assert!(now.version > before.version);
+    // Places 1..=20, each once, in the order the requests were placed.
+    let mut places = Vec::new();
+    for id in &placed {
+        places.push((*id, store.request_view(*id).await.unwrap().unwrap().position.unwrap()));
+    }
+    places.sort_unstable();
+    let positions: Vec<i64> = places.iter().map(|(_, p)| *p).collect();
+    assert_eq!(positions, (1..=20).collect::<Vec<i64>>(), "in line by arrival, no place twice");
+    // One event per placed request (events published in id order).
+    let mut seen = std::collections::HashMap::new();
+    let mut last = 0;
+    while let Ok(ev) = rx.try_recv() {
+        assert!(ev.id > last, "events in order");
+        last = ev.id;
+        *seen.entry(ev.request.id).or_insert(0) += 1;
+    }
+    for id in &placed {
+        assert_eq!(seen.get(id), Some(&1), "request {id}: one event");
+    }
+    let (_, q) = store.queue_snapshot(f).await.unwrap().unwrap();
+    let on_desk: Vec<i64> = q.items.iter().map(|i| i.id).collect();
+    let mut expect = placed.clone();
+    expect.sort_unstable();
+    assert_eq!(on_desk, expect, "the desk's queue holds exactly the placed ones, in order");
+}
+
+/// `n` available faculty members with desks.
+async fn available_many(store: &Store, n: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(available(store, &format!("Other {i}"), &format!("rqo{i}")).await);
+    }
+    ids
 }
 
 /// Regression (outside test run): one message with boot 4294967295 and seq i64::MAX pinned a desk's
