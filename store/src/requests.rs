@@ -850,7 +850,7 @@ impl Store {
         type Item = (i64, i64, String, Option<String>, String, i64, String);
         let mut out = HashMap::with_capacity(ids.len());
         let mut tx = self.read_tx().await?;
-        for chunk in ids.chunks(IN_LIST_MAX) {
+        for chunk in padded_chunks(ids) {
             let list = in_list(chunk.len());
             let heads_sql = format!(
                 "SELECT f.id, d.id, f.name, f.status, f.queue_version FROM faculty f \
@@ -863,12 +863,12 @@ impl Store {
             );
             let (heads, items): (Vec<Head>, Vec<Item>) = on_tx!(&mut tx, c => {
                 let mut q = sqlx::query_as(&heads_sql);
-                for id in chunk {
+                for id in &chunk {
                     q = q.bind(*id);
                 }
                 let heads = q.fetch_all(&mut **c).await?;
                 let mut q = sqlx::query_as(&items_sql);
-                for id in chunk {
+                for id in &chunk {
                     q = q.bind(*id);
                 }
                 (heads, q.fetch_all(&mut **c).await?)
@@ -977,7 +977,7 @@ async fn request_row(tx: &mut Tx, id: i64, ch: &mut Changes) -> Result<Option<Ro
 async fn log_events(tx: &mut Tx, changed: &BTreeSet<i64>, now: i64) -> Result<Vec<(i64, i64, i64)>> {
     let ids: Vec<i64> = changed.iter().copied().collect();
     let mut events = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(IN_LIST_MAX) {
+    for chunk in padded_chunks(&ids) {
         let sql = format!(
             "INSERT INTO request_events (request_id, student_id, version, at) \
              SELECT id, student_id, version, $1 FROM requests WHERE id IN ({}) ORDER BY id \
@@ -986,7 +986,7 @@ async fn log_events(tx: &mut Tx, changed: &BTreeSet<i64>, now: i64) -> Result<Ve
         );
         let logged: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
             let mut q = sqlx::query_as(&sql).bind(now);
-            for id in chunk {
+            for id in &chunk {
                 q = q.bind(*id);
             }
             q.fetch_all(&mut **c).await?
@@ -998,7 +998,22 @@ async fn log_events(tx: &mut Tx, changed: &BTreeSet<i64>, now: i64) -> Result<Ve
 }
 
 /// At most this many ids in one `IN (…)` list (SQLite allows 32,766 parameters, PostgreSQL 65,535).
-const IN_LIST_MAX: usize = 500;
+const IN_LIST_MAX: usize = 512;
+
+/// `ids` in chunks of at most [`IN_LIST_MAX`], each padded (with its last id again) to a power of
+/// two. Why: each length of an `IN (…)` list is a statement of its own in the connection's cache of
+/// prepared statements (100 by default); batches of every size from 1 to 500 would evict the
+/// store's fixed statements. Padded, a query has at most ten shapes. A repeated id matches the
+/// same row once.
+fn padded_chunks(ids: &[i64]) -> impl Iterator<Item = Vec<i64>> + '_ {
+    ids.chunks(IN_LIST_MAX).map(|chunk| {
+        let mut padded = chunk.to_vec();
+        if let Some(&last) = chunk.last() {
+            padded.resize(chunk.len().next_power_of_two(), last);
+        }
+        padded
+    })
+}
 
 /// `$1, $2, …, $n`.
 fn in_list(n: usize) -> String {
@@ -1022,7 +1037,7 @@ struct NamedRow {
 /// for the wait estimates of those waiting in line.
 async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>> {
     let mut rows: Vec<NamedRow> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(IN_LIST_MAX) {
+    for chunk in padded_chunks(ids) {
         let sql = format!(
             "SELECT {ROW_COLUMNS}, (SELECT f.name FROM faculty f WHERE f.id = requests.faculty_id) AS faculty_name \
              FROM requests WHERE id IN ({})",
@@ -1030,7 +1045,7 @@ async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>>
         );
         let found: Vec<NamedRow> = on_tx!(tx, c => {
             let mut q = sqlx::query_as(&sql);
-            for id in chunk {
+            for id in &chunk {
                 q = q.bind(*id);
             }
             q.fetch_all(&mut **c).await?
@@ -1046,7 +1061,7 @@ async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>>
     waiting_at.sort_unstable();
     waiting_at.dedup();
     let mut recent: HashMap<i64, Vec<i64>> = HashMap::new();
-    for chunk in waiting_at.chunks(IN_LIST_MAX) {
+    for chunk in padded_chunks(&waiting_at) {
         // Each faculty member's most recent accept → done durations (ms).
         let sql = format!(
             "SELECT faculty_id, d FROM (SELECT faculty_id, finished_at - accepted_at AS d, \
@@ -1057,7 +1072,7 @@ async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>>
         );
         let found: Vec<(i64, i64)> = on_tx!(tx, c => {
             let mut q = sqlx::query_as(&sql);
-            for id in chunk {
+            for id in &chunk {
                 q = q.bind(*id);
             }
             q.fetch_all(&mut **c).await?
@@ -1156,4 +1171,22 @@ pub(crate) async fn log_faculty_view(tx: &mut Tx, id: i64, now: i64, source: &st
 /// The states of a request that is not finished, as an SQL list: `'requested', 'held', …`.
 pub(crate) fn open_states() -> String {
     State::ALL.iter().filter(|s| !s.is_terminal()).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_lists_come_in_few_shapes_and_keep_every_id() {
+        let ids: Vec<i64> = (1..=1100).collect();
+        let chunks: Vec<Vec<i64>> = padded_chunks(&ids).collect();
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [512, 512, 128]);
+        let mut seen: Vec<i64> = chunks.concat();
+        seen.dedup();
+        assert_eq!(seen, ids, "every id, in order; padding only repeats the last of a chunk");
+        assert_eq!(padded_chunks(&[7, 8, 9]).collect::<Vec<_>>(), [vec![7, 8, 9, 9]]);
+        assert_eq!(padded_chunks(&[]).count(), 0);
+        assert_eq!(in_list_from(2, 3), "$2, $3, $4");
+    }
 }
