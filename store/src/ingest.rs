@@ -315,7 +315,7 @@ const MAX_ROWS: usize = 64;
 /// Splits `items` into runs of [`MAX_ROWS`], then of the largest power of two that fits, so that
 /// each bulk statement comes in a few shapes (64, 32, …, 1 rows) that every connection's statement
 /// cache keeps prepared. (A shape per batch size thrashed the cache and cost more than the work.)
-fn shaped<T>(items: &[T]) -> Vec<&[T]> {
+pub(crate) fn shaped<T>(items: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
@@ -334,11 +334,11 @@ pub(crate) struct BulkSql {
     shapes: Vec<ShapeSql>,
 }
 
-struct ShapeSql {
+pub(crate) struct ShapeSql {
     select_desks: String,
     select_faculty: String,
     update_faculty: String,
-    insert_events: String,
+    pub(crate) insert_events: String,
     update_desks: String,
 }
 
@@ -389,7 +389,7 @@ impl BulkSql {
     }
 
     /// The statements for a run of `n` rows, as [`shaped`] cuts them (a power of two up to [`MAX_ROWS`]).
-    fn rows(&self, n: usize) -> &ShapeSql {
+    pub(crate) fn rows(&self, n: usize) -> &ShapeSql {
         debug_assert!(n.is_power_of_two() && n <= MAX_ROWS);
         &self.shapes[n.trailing_zeros() as usize]
     }
@@ -397,7 +397,7 @@ impl BulkSql {
 
 /// `n` VALUES rows of typed parameters, `(CAST(p AS type), …)`: the casts give the VALUES columns
 /// the table's types on PostgreSQL (SQLite ignores them).
-fn typed_rows(params: Params, n: usize, types: &[&str]) -> String {
+pub(crate) fn typed_rows(params: Params, n: usize, types: &[&str]) -> String {
     (0..n)
         .map(|i| {
             let columns = types

@@ -72,6 +72,14 @@ macro_rules! run {
 }
 
 impl Tx {
+    /// How this backend's generated statements write their parameters.
+    pub(crate) fn params(&self) -> crate::Params {
+        match self {
+            Tx::Sqlite(_) => crate::Params::InOrder,
+            Tx::Postgres(_) => crate::Params::Numbered,
+        }
+    }
+
     pub(crate) async fn begin(db: &Db, begin: &'static str) -> Result<Tx> {
         Ok(match db {
             Db::Sqlite(pool) => {

@@ -99,6 +99,7 @@ conformance!(
     two_requests_for_the_last_slot_at_once_one_wins,
     a_burst_of_placements_is_judged_in_order_and_lined_up_once_each,
     a_batch_of_desk_answers_is_judged_in_order_and_published_once,
+    a_batch_over_several_lines_settles_each_line_once,
     a_faculty_edit_is_a_compare_and_set_with_its_event_and_audit,
     an_override_ranks_above_the_desk_and_ends_once,
     the_audit_log_filters_by_actor_action_and_time,
@@ -709,6 +710,75 @@ async fn a_batch_of_desk_answers_is_judged_in_order_and_published_once(db: TestD
     let before = view(store, f).await.version;
     assert_eq!(store.desk_answers(&[reply("rq20", 3, r.id, Action::Accept)]).await.unwrap(), [Stale]);
     assert_eq!(view(store, f).await.version, before);
+}
+
+/// A batch over several faculty members' lines, judged in memory and written set-wise: an ack
+/// after a reply in the same batch delivers only what is still queued; each line is renumbered,
+/// counted and versioned once; one board event per line whose count moved; each request's event
+/// once, as it now is.
+async fn a_batch_over_several_lines_settles_each_line_once(db: TestDb) {
+    use domain::consultation::{Action, State};
+    use store::{DeskOutcome::*, DeskWork};
+    let store = &db.store;
+    let a = available(store, "Ann", "rq30").await;
+    let b = available(store, "Bea", "rq31").await;
+    let mut ra = Vec::new();
+    for i in 0..3 {
+        ra.push(store.place_request(&ask(student(store, &format!("S3{i}")).await, a, false)).await.unwrap().id);
+    }
+    let mut rb = Vec::new();
+    for i in 0..2 {
+        rb.push(store.place_request(&ask(student(store, &format!("S4{i}")).await, b, false)).await.unwrap().id);
+    }
+    let (_, qa) = store.queue_snapshot(a).await.unwrap().unwrap();
+    let (_, qb) = store.queue_snapshot(b).await.unwrap().unwrap();
+    let (fa, fb) = (view(store, a).await, view(store, b).await);
+    assert_eq!((fa.waiting, fb.waiting), (3, 2));
+    let board_before = store.newest_event_id().await.unwrap();
+    let mut students = store.requests_bus().subscribe();
+    let reply = |desk: &str, seq, request, action| DeskWork::Reply {
+        desk: desk.into(),
+        clock: domain::DeskClock::new(1, seq),
+        request,
+        action,
+        note: None,
+    };
+    let work = [
+        reply("rq30", 5, ra[0], Action::Decline), // leaves A's line before the ack
+        DeskWork::Ack { desk: "rq30".into(), version: qa.version },
+        reply("rq31", 5, rb[0], Action::Accept),
+        DeskWork::Ack { desk: "rq31".into(), version: qb.version },
+        reply("rq30", 6, ra[1], Action::Accept), // delivered by the ack just before
+    ];
+    assert_eq!(store.desk_answers(&work).await.unwrap(), [Applied, Applied, Applied, Applied, Applied]);
+    let now = |id| async move { store.request_view(id).await.unwrap().unwrap() };
+    let (a0, a1, a2, b0, b1) =
+        (now(ra[0]).await, now(ra[1]).await, now(ra[2]).await, now(rb[0]).await, now(rb[1]).await);
+    assert_eq!(
+        [(a0.state, a0.position), (a1.state, a1.position), (a2.state, a2.position)],
+        [(State::Declined, None), (State::Accepted, None), (State::Delivered, Some(1))]
+    );
+    assert_eq!(
+        [(b0.state, b0.position), (b1.state, b1.position)],
+        [(State::Accepted, None), (State::Delivered, Some(1))]
+    );
+    // Each line: counted once (one new row version, one board event), its queue one version on.
+    let board = store.events_after(board_before, 10).await.unwrap();
+    let mut counted: Vec<(i64, i64, i64)> =
+        board.iter().map(|e| (e.faculty.id, e.faculty.waiting, e.faculty.version)).collect();
+    counted.sort_unstable();
+    assert_eq!(counted, [(a, 1, fa.version + 1), (b, 1, fb.version + 1)]);
+    assert_eq!(store.queue_snapshot(a).await.unwrap().unwrap().1.version, qa.version + 1);
+    assert_eq!(store.queue_snapshot(b).await.unwrap().unwrap().1.version, qb.version + 1);
+    // Every request once, as it now is (its place included).
+    let mut seen = Vec::new();
+    while let Ok(ev) = students.try_recv() {
+        seen.push((ev.request.id, ev.request.state, ev.request.position, ev.request.version));
+    }
+    seen.sort_by_key(|(id, ..)| *id);
+    let mut want: Vec<_> = [a0, a1, a2, b0, b1].into_iter().map(|v| (v.id, v.state, v.position, v.version)).collect();
+    want.sort_by_key(|(id, ..)| *id);
+    assert_eq!(seen, want);
 }
 
 /// An admin's edit: saved only at the version it names, with the board's event and the audit row

@@ -13,6 +13,8 @@ use domain::{DeskClock, FacultyEvent, FacultyView, RequestView};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+mod bulk;
+
 /// A request a student is placing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRequest {
@@ -134,12 +136,14 @@ struct Row {
     queued_in: Option<i64>,
     reply_boot: Option<i64>,
     reply_seq: Option<i64>,
+    accepted_at: Option<i64>,
+    finished_at: Option<i64>,
     position: Option<i64>,
     version: i64,
 }
 
 const ROW_COLUMNS: &str = "id, student_id, faculty_id, course, message, state, note, requested_at, changed_at, \
-     queued_in, reply_boot, reply_seq, position, version";
+     queued_in, reply_boot, reply_seq, accepted_at, finished_at, position, version";
 
 impl Row {
     fn state(&self) -> Result<State> {
@@ -163,8 +167,10 @@ pub enum DeskWork {
 }
 
 /// One transaction's work on requests: what it has read (each desk binding and faculty member's
-/// line once per transaction, however many requests of a batch touch them), the lines it changed
-/// (settled once each, just before the commit) and what it publishes after the commit.
+/// line once per transaction, however many requests of a batch touch them; a batch of desk answers
+/// reads all of it up front, [`bulk::prefetch`]), the requests it changed (kept here, written
+/// together before the commit), the lines it changed (settled together, just before the commit)
+/// and what it publishes after the commit.
 ///
 /// Why: each SQL statement is a round trip to the database's connection (for SQLite, to its
 /// worker thread), and the writes are serial. Settling a line after every change, reading a desk's
@@ -183,6 +189,11 @@ struct Changes {
     unsettled: BTreeMap<i64, bool>,
     /// Requests as this transaction has them (read once, kept as it changes them).
     rows: HashMap<i64, Row>,
+    /// Requests changed here and not written yet, with the version read (the compare-and-set of
+    /// their one write, [`bulk::flush`], before anything reads them by SQL again).
+    dirty: BTreeMap<i64, i64>,
+    /// Faculty members all of whose queued requests are in `rows` (what an ack may deliver).
+    queued_of: BTreeSet<i64>,
     /// Requests changed here: each gets one event in the log, with the version it commits.
     changed: BTreeSet<i64>,
     /// The board's events.
@@ -440,6 +451,7 @@ impl Store {
         let _order = self.write_order.lock().await;
         let mut tx = self.event_tx().await?;
         let mut ch = Changes::default();
+        bulk::prefetch(&mut tx, work, &mut ch).await?;
         let mut outcomes = Vec::with_capacity(work.len());
         for w in work {
             let outcome = match w {
@@ -494,17 +506,20 @@ impl Store {
     /// A desk's queue ack inside the caller's transaction. Returns how many requests it delivered.
     async fn ack_in(&self, tx: &mut Tx, desk: &str, version: i64, now: i64, ch: &mut Changes) -> Result<usize> {
         let Some(fid) = desk_faculty(tx, desk, ch).await? else { return Ok(0) };
-        let rows: Vec<Row> = on_tx!(tx, c => {
-            sqlx::query_as(&format!(
-                "SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id = $1 AND state = 'queued' AND queued_in <= $2 ORDER BY id"
-            ))
-            .bind(fid)
-            .bind(version)
-            .fetch_all(&mut **c)
-            .await?
-        });
+        if !ch.queued_of.contains(&fid) {
+            bulk::load_queued(tx, &[fid], ch).await?;
+        }
+        // Every request of the line queued in that version or before, as this transaction has it.
+        let mut due: Vec<Row> = ch
+            .rows
+            .values()
+            .filter(|r| r.faculty_id == fid && r.state == State::Queued.as_str())
+            .filter(|r| r.queued_in.is_some_and(|q| q <= version))
+            .cloned()
+            .collect();
+        due.sort_unstable_by_key(|r| r.id);
         let mut n = 0;
-        for row in &rows {
+        for row in &due {
             if self.apply_input(tx, row, Input::Delivered, &Actor::System, None, now, ch).await? {
                 n += 1;
             }
@@ -565,8 +580,9 @@ impl Store {
         Ok(n)
     }
 
-    /// One input on one request inside the caller's transaction: compare-and-set the request and
-    /// mark its faculty member's line to settle before the commit. Returns whether anything changed.
+    /// One input on one request inside the caller's transaction: the request's new state (written
+    /// before the commit, compare-and-set on the version read) and its faculty member's line to
+    /// settle. Returns whether anything changed.
     #[allow(clippy::too_many_arguments)]
     async fn apply_input(
         &self,
@@ -595,34 +611,10 @@ impl Store {
         };
         let note: Option<String> =
             note.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).or_else(|| row.note.clone());
-        let accepted_at = (to == State::Accepted).then_some(now);
-        let finished_at = to.is_terminal().then_some(now);
-        // A request leaving the line forgets its place here (the line's settle numbers the rest).
-        let updated = on_tx!(tx, c => {
-            sqlx::query(
-                "UPDATE requests SET state = $1, note = $2, changed_at = $3, queued_in = $4, reply_boot = $5, reply_seq = $6, \
-                 accepted_at = COALESCE($7, accepted_at), finished_at = COALESCE($8, finished_at), \
-                 position = CASE WHEN $11 THEN position ELSE NULL END, version = version + 1 \
-                 WHERE id = $9 AND version = $10",
-            )
-            .bind(to.as_str())
-            .bind(note.as_deref())
-            .bind(now)
-            .bind(queued_in)
-            .bind(reply_boot)
-            .bind(reply_seq)
-            .bind(accepted_at)
-            .bind(finished_at)
-            .bind(row.id)
-            .bind(row.version)
-            .bind(to.waiting())
-            .execute(&mut **c)
-            .await?
-            .rows_affected()
-        });
-        if updated != 1 {
-            return Err(StoreError::VersionConflict);
-        }
+        let accepted_at = if to == State::Accepted { Some(now) } else { row.accepted_at };
+        let finished_at = if to.is_terminal() { Some(now) } else { row.finished_at };
+        // Written once, with the transaction's other changed requests, by `bulk::flush`; a request
+        // leaving the line forgets its place here (the line's settle numbers the rest).
         let now_row = Row {
             state: to.as_str().to_owned(),
             note,
@@ -630,92 +622,75 @@ impl Store {
             queued_in,
             reply_boot,
             reply_seq,
+            accepted_at,
+            finished_at,
             position: row.position.filter(|_| to.waiting()),
             version: row.version + 1,
             ..row.clone()
         };
+        ch.dirty.entry(row.id).or_insert(row.version);
         ch.rows.insert(row.id, now_row);
         ch.changed.insert(row.id);
         *ch.unsettled.entry(row.faculty_id).or_default() |= queue_changed;
         Ok(true)
     }
 
-    /// Settles every line this transaction changed, once each.
+    /// Writes the changed requests, then settles every line this transaction changed, all of them
+    /// together: recomputes the places in line (bumping the requests whose place moved), each
+    /// waiting count (a new faculty version and a board event when it moved) and queue version.
+    ///
+    /// Why together: a statement per line (read it, renumber it, count it, log it) was four round
+    /// trips per faculty member in a batch, tens per ingest batch; set-wise it is five or six in
+    /// all (`loadgen --consult`, BENCHMARKS.md row 8b).
     async fn settle_lines(&self, tx: &mut Tx, now: i64, ch: &mut Changes) -> Result<()> {
-        for (fid, queue_changed) in std::mem::take(&mut ch.unsettled) {
-            self.settle(tx, fid, now, queue_changed, ch).await?;
-        }
-        Ok(())
-    }
-
-    /// After requests of faculty member `fid` changed: recompute places in line (bumping the
-    /// requests whose place moved), the waiting count (a new faculty version and a board event when
-    /// it moved) and the queue version.
-    async fn settle(&self, tx: &mut Tx, fid: i64, now: i64, queue_changed: bool, ch: &mut Changes) -> Result<()> {
-        let f =
-            faculty_line(tx, fid, ch).await?.ok_or_else(|| StoreError::Corrupt(format!("no faculty member {fid}")))?;
-        let line: Vec<(i64, Option<i64>)> = on_tx!(tx, c => {
-            sqlx::query_as(
-                "SELECT id, position FROM requests WHERE faculty_id = $1 \
-                 AND state IN ('held','queued','delivered','busy') ORDER BY requested_at, id",
-            )
-            .bind(f.id)
-            .fetch_all(&mut **c)
-            .await?
-        });
-        for (i, (id, position)) in line.iter().enumerate() {
-            let place = i as i64 + 1;
-            if *position != Some(place) {
-                on_tx!(tx, c => {
-                    sqlx::query("UPDATE requests SET position = $1, version = version + 1 WHERE id = $2")
-                        .bind(place)
-                        .bind(*id)
-                        .execute(&mut **c)
-                        .await
-                        .map(drop)?
-                });
-                ch.rows.remove(id);
-                ch.changed.insert(*id);
-            }
-        }
-        let waiting = line.len() as i64;
-        let bump_queue = i64::from(queue_changed);
-        if queue_changed {
-            ch.queues.push(f.id);
-        }
-        if waiting == f.waiting {
-            if queue_changed {
-                on_tx!(tx, c => {
-                    sqlx::query("UPDATE faculty SET queue_version = queue_version + 1 WHERE id = $1")
-                        .bind(f.id)
-                        .execute(&mut **c)
-                        .await
-                        .map(drop)?
-                });
-                ch.lines.insert(f.id, FacultyLine { queue_version: f.queue_version + 1, ..f });
-            }
+        bulk::flush(tx, ch).await?;
+        let unsettled = std::mem::take(&mut ch.unsettled);
+        if unsettled.is_empty() {
             return Ok(());
         }
-        let updated = on_tx!(tx, c => {
-            sqlx::query("UPDATE faculty SET waiting = $1, queue_version = queue_version + $2, version = version + 1 \
-                         WHERE id = $3 AND version = $4")
-                .bind(waiting)
-                .bind(bump_queue)
-                .bind(f.id)
-                .bind(f.version)
-                .execute(&mut **c)
-                .await?
-                .rows_affected()
-        });
-        if updated != 1 {
-            return Err(StoreError::VersionConflict);
+        let fids: Vec<i64> = unsettled.keys().copied().collect();
+        bulk::load_lines(tx, &fids, ch).await?;
+        let members = bulk::line_members(tx, &fids).await?;
+        let mut waiting: HashMap<i64, i64> = HashMap::new();
+        let mut moves: Vec<(i64, i64)> = Vec::new();
+        for (fid, id, position) in members {
+            let place = waiting.entry(fid).or_default();
+            *place += 1;
+            if position != Some(*place) {
+                moves.push((id, *place));
+                ch.rows.remove(&id);
+                ch.changed.insert(id);
+            }
         }
-        ch.lines.insert(
-            f.id,
-            FacultyLine { waiting, version: f.version + 1, queue_version: f.queue_version + bump_queue, ..f },
-        );
-        // The board's event for the new count, with the row as it now is.
-        ch.board.push(log_faculty_view(tx, f.id, now, "request").await?);
+        bulk::move_places(tx, &moves).await?;
+        let mut lines: Vec<(i64, FacultyLine)> = Vec::new();
+        let mut recount: Vec<i64> = Vec::new();
+        for (fid, queue_changed) in unsettled {
+            let f = *ch.lines.get(&fid).ok_or_else(|| StoreError::Corrupt(format!("no faculty member {fid}")))?;
+            let now_waiting = waiting.get(&fid).copied().unwrap_or(0);
+            if queue_changed {
+                ch.queues.push(fid);
+            }
+            let counted = now_waiting != f.waiting;
+            if !(counted || queue_changed) {
+                continue;
+            }
+            // The queue version is the desk's alone; the row's version bumps with what the board shows.
+            let line = FacultyLine {
+                waiting: now_waiting,
+                version: f.version + i64::from(counted),
+                queue_version: f.queue_version + i64::from(queue_changed),
+                ..f
+            };
+            lines.push((f.version, line));
+            ch.lines.insert(fid, line);
+            if counted {
+                recount.push(fid);
+            }
+        }
+        bulk::write_lines(tx, &lines).await?;
+        // The board's events for the new counts, with the rows as they now are.
+        ch.board.extend(bulk::log_faculty_views(&self.bulk, tx, &recount, now, "request").await?);
         Ok(())
     }
 
@@ -1005,11 +980,11 @@ const IN_LIST_MAX: usize = 512;
 /// prepared statements (100 by default); batches of every size from 1 to 500 would evict the
 /// store's fixed statements. Padded, a query has at most ten shapes. A repeated id matches the
 /// same row once.
-fn padded_chunks(ids: &[i64]) -> impl Iterator<Item = Vec<i64>> + '_ {
+fn padded_chunks<T: Clone>(ids: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
     ids.chunks(IN_LIST_MAX).map(|chunk| {
         let mut padded = chunk.to_vec();
-        if let Some(&last) = chunk.last() {
-            padded.resize(chunk.len().next_power_of_two(), last);
+        if let Some(last) = chunk.last() {
+            padded.resize(chunk.len().next_power_of_two(), last.clone());
         }
         padded
     })
@@ -1186,7 +1161,7 @@ mod tests {
         seen.dedup();
         assert_eq!(seen, ids, "every id, in order; padding only repeats the last of a chunk");
         assert_eq!(padded_chunks(&[7, 8, 9]).collect::<Vec<_>>(), [vec![7, 8, 9, 9]]);
-        assert_eq!(padded_chunks(&[]).count(), 0);
+        assert_eq!(padded_chunks::<i64>(&[]).count(), 0);
         assert_eq!(in_list_from(2, 3), "$2, $3, $4");
     }
 }
