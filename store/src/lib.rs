@@ -91,6 +91,9 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Where write transactions run: on SQLite one connection of its own (see [`Store::connect`]);
+    /// on PostgreSQL the same pool as `db`.
+    writer: Db,
     bus: EventBus,
     /// Students' request events (after commit).
     requests_bus: Bus<Arc<RequestEvent>>,
@@ -118,6 +121,7 @@ impl Store {
     /// Connects to `url` (`sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`), creating
     /// a SQLite file (and its folder) when missing, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store> {
+        let mut writers = None;
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // A transaction left open by a stalled process (frozen, hung, cut off mid-transaction)
             // would hold its row locks — and the event-log lock every writer takes — until the
@@ -153,12 +157,32 @@ impl Store {
             // at 300 requests/s, 43 % of the server's CPU samples were in those threads and the
             // kernel's wake-ups between them).
             // An in-memory database lives only as long as its connection: keep exactly one.
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
             let mut pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false);
-            if url.contains(":memory:") || url.contains("mode=memory") {
+            if memory {
                 pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             }
-            let pool = pool.connect_with(opts).await?;
+            let pool = pool.connect_with(opts.clone()).await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+            // Every write transaction on one connection of its own. Why: in WAL mode a connection
+            // drops its whole page cache when it finds that another connection wrote since its last
+            // transaction, and the pool hands out its connections in turn, so every write began
+            // with a cold cache: with the consultation loop at 800 requests/s, 16 % of the
+            // server's CPU went to allocating page-cache pages (`perf`, BENCHMARKS.md row 8b). One
+            // writer keeps its cache; SQLite has one writer at a time anyway.
+            let writer = if memory {
+                pool.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .connect_with(opts)
+                    .await?
+            };
+            writers = Some(Db::Sqlite(writer));
             Db::Sqlite(pool)
         } else {
             return Err(StoreError::UnsupportedUrl);
@@ -168,8 +192,10 @@ impl Store {
             Db::Postgres(_) => Params::Numbered,
         };
         let bulk = Arc::new(ingest::BulkSql::new(params));
+        let writer = writers.unwrap_or_else(|| db.clone());
         Ok(Store {
             db,
+            writer,
             bus: EventBus::new(4096),
             requests_bus: Bus::new(4096),
             queues_bus: Bus::new(4096),
@@ -230,6 +256,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        on_db!(&self.writer, pool => pool.close().await);
         on_db!(&self.db, pool => pool.close().await)
     }
 
@@ -240,7 +267,7 @@ impl Store {
             Db::Sqlite(_) => "BEGIN IMMEDIATE",
             Db::Postgres(_) => "BEGIN",
         };
-        Tx::begin(&self.db, begin).await
+        Tx::begin(&self.writer, begin).await
     }
 
     /// Opens a write transaction that appends to the event log. On PostgreSQL, such writers take one

@@ -57,7 +57,7 @@ async fn sqlite_recovers_by_itself_after_its_files_were_unwritable() {
         return;
     }
     let _undo = Writable(path.clone());
-    // Writes fail while the fault lasts; spread them over every pooled connection.
+    // Writes fail while the fault lasts (on the store's writer connection; reads use the pool).
     let mut failed = 0;
     let mut tasks = Vec::new();
     for seq in 2..18u64 {

@@ -223,6 +223,8 @@ impl Batcher {
                 }
             }
 
+            let t0 = Instant::now();
+            let (mut t_apply, mut t_answers) = (Duration::ZERO, Duration::ZERO);
             let mut changes = Vec::with_capacity(publishes.len());
             let mut index = Vec::with_capacity(publishes.len());
             let mut work = Vec::new();
@@ -248,6 +250,7 @@ impl Batcher {
             }
             if !changes.is_empty() {
                 let Some(applied) = self.apply(&changes, &index, &publishes, &shutdown).await else { break };
+                t_apply = t0.elapsed();
                 // Histograms first, outcome counters last: a reader that sees a message counted as
                 // applied or stale also sees its batch and latency observations.
                 self.metrics.commit_batches.inc();
@@ -292,6 +295,7 @@ impl Batcher {
                     .unzip();
                 if !work.is_empty() {
                     let Some(outcomes) = self.desk_work(&work, &shutdown).await else { break };
+                    t_answers = t0.elapsed();
                     for (i, outcome) in places.into_iter().zip(outcomes) {
                         self.metrics.desk_answer(outcome);
                         if let Some(reason) = outcome.reject_label() {
@@ -313,6 +317,7 @@ impl Batcher {
                     Err(err) => tracing::warn!(%err, "cannot ack"),
                 };
             }
+            tracing::debug!(n = publishes.len(), ?t_apply, ?t_answers, total = ?t0.elapsed(), "ingest batch timing");
         }
     }
 
