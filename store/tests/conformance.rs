@@ -350,6 +350,20 @@ async fn a_burst_of_placements_is_judged_in_order_and_lined_up_once_each(db: Tes
     let mut expect = placed.clone();
     expect.sort_unstable();
     assert_eq!(on_desk, expect, "the desk's queue holds exactly the placed ones, in order");
+    // One student asking one faculty member twice at once (likely in one group): one is placed.
+    let twice = student(&store, "T1").await;
+    let tries: Vec<_> = (0..2)
+        .map(|_| {
+            let (st, o) = (store.clone(), others[4]);
+            tokio::spawn(async move { st.place_request(&ask(twice, o, false)).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tries {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().any(|r| matches!(r, Err(store::PlaceError::Limit(_)))), "{results:?}");
 }
 
 /// `n` available faculty members with desks.

@@ -7,11 +7,14 @@
 //! requests/s (`loadgen --consult`, BENCHMARKS.md row 8b). These keep a batch's round trips
 //! nearly constant, as the status ingest's bulk statements do (`crate::ingest`).
 
-use super::{Changes, DeskWork, FacultyLine, ROW_COLUMNS, Row, padded_chunks};
+use super::{Changes, DeskWork, FacultyLine, FacultyQueueRow, ROW_COLUMNS, Row, padded_chunks};
 use crate::ingest::{BulkSql, shaped, typed_rows};
+use crate::rows::FACULTY_COLUMNS;
 use crate::tx::Tx;
 use crate::{Result, StoreError};
+use domain::consultation::State;
 use domain::{FacultyEvent, FacultyView};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Reads what `work` will touch: the desks' bindings, the requests answered, the queued requests
@@ -305,4 +308,115 @@ pub(super) async fn log_faculty_views(
     }
     events.sort_by_key(|e| e.id);
     Ok(events)
+}
+
+/// Faculty members `fids`' rows with their queue versions, by id.
+pub(super) async fn faculty_rows(tx: &mut Tx, fids: &[i64]) -> Result<HashMap<i64, FacultyQueueRow>> {
+    let mut fids = fids.to_vec();
+    fids.sort_unstable();
+    fids.dedup();
+    let mut rows = HashMap::with_capacity(fids.len());
+    for chunk in padded_chunks(&fids) {
+        let sql = format!(
+            "SELECT {FACULTY_COLUMNS}, queue_version FROM faculty WHERE id IN ({})",
+            tx.params().list(1, chunk.len())
+        );
+        let found: Vec<FacultyQueueRow> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for id in &chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        for row in found {
+            rows.insert(row.id, row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Students `students`' requests by faculty member: (student, faculty member) → (open ones, those
+/// requested after `since`).
+pub(super) async fn student_counts(
+    tx: &mut Tx,
+    students: &[i64],
+    since: i64,
+) -> Result<HashMap<(i64, i64), (i64, i64)>> {
+    let mut counts = HashMap::new();
+    let params = tx.params();
+    for chunk in padded_chunks(students) {
+        let sql = format!(
+            "SELECT student_id, faculty_id, \
+               COALESCE(SUM(CASE WHEN state IN ('held','queued','delivered','busy','accepted') THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN requested_at > {} THEN 1 ELSE 0 END), 0) \
+             FROM requests WHERE student_id IN ({}) GROUP BY student_id, faculty_id",
+            params.nth(1),
+            params.list(2, chunk.len())
+        );
+        let found: Vec<(i64, i64, i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql).bind(since);
+            for id in &chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        for (student, faculty, open, recent) in found {
+            counts.insert((student, faculty), (open, recent));
+        }
+    }
+    Ok(counts)
+}
+
+/// A request about to be inserted by [`insert_requests`].
+pub(super) struct Placing {
+    pub student_id: i64,
+    pub faculty_id: i64,
+    pub course: Option<String>,
+    pub message: String,
+    pub state: State,
+    pub queued_in: Option<i64>,
+    pub position: i64,
+}
+
+/// Inserts `placing`, in order (their ids ascend in that order, as their places in line do).
+/// Returns their ids, in the same order.
+pub(super) async fn insert_requests(tx: &mut Tx, placing: &[Placing], now: i64) -> Result<Vec<i64>> {
+    let params = tx.params();
+    let mut ids = Vec::with_capacity(placing.len());
+    for chunk in shaped(placing) {
+        let rows = (0..chunk.len()).map(|i| format!("({})", params.list(i * 9 + 1, 9))).collect::<Vec<_>>();
+        let sql = format!(
+            "INSERT INTO requests (student_id, faculty_id, course, message, state, requested_at, changed_at, \
+             queued_in, position) VALUES {} RETURNING id, student_id, faculty_id",
+            rows.join(", ")
+        );
+        let inserted: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for p in chunk {
+                q = q
+                    .bind(p.student_id)
+                    .bind(p.faculty_id)
+                    .bind(p.course.as_deref())
+                    .bind(p.message.as_str())
+                    .bind(p.state.as_str())
+                    .bind(now)
+                    .bind(now)
+                    .bind(p.queued_in)
+                    .bind(p.position);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        // Matched by (student, faculty member): a group places at most one request per pair (a
+        // second would break the one-open-request-per-faculty-member rule), so the match holds
+        // whatever order the rows come back in.
+        for p in chunk {
+            let id = inserted
+                .iter()
+                .find(|(_, s, f)| *s == p.student_id && *f == p.faculty_id)
+                .map(|(id, ..)| *id)
+                .ok_or_else(|| StoreError::Corrupt("an inserted request came back without its id".into()))?;
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
