@@ -197,10 +197,33 @@ struct Batcher {
     status: Arc<IngestStatus>,
 }
 
+/// A desk's queue ack or answer counts this fraction of a state message against `--batch-max`.
+///
+/// Why: acks and answers cost a second transaction per batch (`Store::desk_answers`: a dozen
+/// statements whatever the batch's size), so they need larger batches to keep up. Measured with
+/// `loadgen --consult` at 2,000 requests/s (≈ 10,000 desk messages/s): batches capped at 128 kept
+/// up with 1,172 requests/s, at 512 with all 2,000 (reply → student p99 48 ms); while state
+/// messages alone at 20,000/s had p99 15 ms in batches of 128 and 40-142 ms in batches of 512
+/// (BENCHMARKS.md row 8b″).
+const ANSWER_SHARE: usize = 4;
+
 /// What became of a batch: the outcome of each valid message, by its index in the batch.
 type Applied = Vec<(usize, Outcome)>;
 
+/// What a message on `topic` counts against `--batch-max` × [`ANSWER_SHARE`]: a state message (or
+/// anything unreadable) the whole share, an ack or an answer 1.
+fn weight(prefix: &str, topic: &str) -> usize {
+    match protocol::parse_topic(prefix, topic) {
+        Ok((_, protocol::Kind::QueueAck | protocol::Kind::Reply)) => 1,
+        _ => ANSWER_SHARE,
+    }
+}
+
 impl Batcher {
+    fn weight(&self, p: &Publish) -> usize {
+        weight(&self.config.prefix, &p.topic)
+    }
+
     async fn run(self, mut rx: mpsc::UnboundedReceiver<(Instant, Publish)>, shutdown: CancellationToken) {
         let mut rejects = RejectLog::default();
         let mut publishes: Vec<(Instant, Publish)> = Vec::with_capacity(self.config.batch_max);
@@ -210,17 +233,20 @@ impl Batcher {
                 _ = shutdown.cancelled() => break,
                 p = rx.recv() => match p { Some(p) => p, None => break },
             };
+            let mut weight = self.weight(&first.1);
             publishes.push(first);
             // Take whatever else is already there, then wait a little for more (bounded).
             let deadline = tokio::time::Instant::now() + self.config.batch_delay;
-            while publishes.len() < self.config.batch_max {
-                match rx.try_recv() {
-                    Ok(p) => publishes.push(p),
+            while weight < self.config.batch_max * ANSWER_SHARE {
+                let p = match rx.try_recv() {
+                    Ok(p) => p,
                     Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(p)) => publishes.push(p),
+                        Ok(Some(p)) => p,
                         _ => break,
                     },
-                }
+                };
+                weight += self.weight(&p.1);
+                publishes.push(p);
             }
 
             let t0 = Instant::now();
@@ -461,5 +487,23 @@ async fn sweep(
             Ok(_) => {}
             Err(err) => tracing::error!(error = %err, "desk timeout sweep failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ANSWER_SHARE, weight};
+
+    /// A batch capped at `--batch-max` state messages holds `ANSWER_SHARE` times as many acks and
+    /// answers; anything else (presence, unreadable topics) counts as a state message.
+    #[test]
+    fn acks_and_answers_weigh_a_share_of_a_state_message() {
+        assert_eq!(weight("ce", "ce/desk/d1/state"), ANSWER_SHARE);
+        assert_eq!(weight("ce", "ce/desk/d1/online"), ANSWER_SHARE);
+        assert_eq!(weight("ce", "ce/desk/d1/heartbeat"), ANSWER_SHARE);
+        assert_eq!(weight("ce", "ce/desk/d1/queue_ack"), 1);
+        assert_eq!(weight("ce", "ce/desk/d1/reply"), 1);
+        assert_eq!(weight("ce", "other/desk/d1/reply"), ANSWER_SHARE);
+        assert_eq!(weight("ce", "ce/desk/+/reply"), ANSWER_SHARE);
     }
 }
