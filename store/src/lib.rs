@@ -35,6 +35,7 @@ mod accounts;
 mod admin;
 mod bus;
 mod error;
+mod group;
 mod ingest;
 mod meta;
 mod presence;
@@ -105,6 +106,8 @@ pub struct Store {
     write_order: Arc<tokio::sync::Mutex<()>>,
     /// Placements waiting for their group commit.
     placements: requests::Placements,
+    /// Sessions' last uses waiting for their group commit.
+    touches: sessions::Touches,
     /// The ingest's bulk statements for this backend.
     bulk: Arc<ingest::BulkSql>,
     /// The buses are fed from the shared log ([`Store::follow_log`]), not by this store's writes.
@@ -200,7 +203,8 @@ impl Store {
             requests_bus: Bus::new(4096),
             queues_bus: Bus::new(4096),
             write_order: Arc::default(),
-            placements: Arc::default(),
+            placements: Default::default(),
+            touches: Default::default(),
             bulk,
             shared_log: false,
         })

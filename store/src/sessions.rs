@@ -4,6 +4,12 @@ use crate::{Result, Store, StoreError};
 use domain::auth::{Attempts, Role};
 use serde::Serialize;
 
+/// A session's use waiting to be written: (token hash, when, told when written).
+pub(crate) type Touch = (String, i64, tokio::sync::oneshot::Sender<()>);
+
+/// Sessions' uses waiting for their group commit.
+pub(crate) type Touches = crate::group::Group<Touch>;
+
 /// A session as stored (the token itself is never stored, only its SHA-256).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
@@ -106,18 +112,70 @@ impl Store {
         .transpose()
     }
 
-    /// Marks a session used at `now`.
+    /// Marks a session used at `now`. Sessions' uses arriving together are written together (group
+    /// commit, `crate::group`), in one statement, on the writer's connection behind the store's
+    /// other writes. Why: a student's session is written at most every thirtieth of its idle limit,
+    /// but a student asks seldom, so nearly every request writes it: at 2,000 requests/s from
+    /// 8,000 students those were 2,000 transactions a second of their own, and the consultation
+    /// loop fell behind at half that rate (`loadgen --consult`, BENCHMARKS.md row 8b″).
+    ///
+    /// A write that fails is logged, not returned: the session then ends up to one interval early
+    /// (never late), and the request it came with goes on.
     pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
-        let sql = "UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1";
-        // SQLite has one writer: queue behind the store's other writes rather than meet them at
-        // the database, whose busy handler sleeps (1, 2, 5, 10 ms …) while holding up whoever
-        // waits behind it.
-        let _order = match self.db {
-            crate::Db::Sqlite(_) => Some(self.write_order.lock().await),
-            crate::Db::Postgres(_) => None,
-        };
-        on_db!(&self.db, pool => sqlx::query(sql).bind(now).bind(token_hash).execute(pool).await.map(drop)?);
+        let (done, written) = tokio::sync::oneshot::channel();
+        if let Some(lead) = self.touches.push((token_hash.to_owned(), now, done)) {
+            let store = self.clone();
+            tokio::spawn(async move { store.lead_touches(lead).await });
+        }
+        let _ = written.await;
         Ok(())
+    }
+
+    /// Writes what waits, a group at a time, until nothing does.
+    async fn lead_touches(&self, lead: crate::group::Lead<Touch>) {
+        loop {
+            // SQLite has one writer: queue behind the store's other writes rather than meet them
+            // at the database, whose busy handler sleeps (1, 2, 5, 10 ms …).
+            let order = match self.db {
+                crate::Db::Sqlite(_) => Some(self.write_order.lock().await),
+                crate::Db::Postgres(_) => None,
+            };
+            let Some(group) = lead.take() else { return };
+            // The newest use of each session.
+            let mut newest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+            for (hash, now, _) in &group {
+                let at = newest.entry(hash.as_str()).or_insert(*now);
+                *at = (*at).max(*now);
+            }
+            let uses: Vec<(&str, i64)> = newest.into_iter().collect();
+            if let Err(e) = self.write_touches(&uses).await {
+                tracing::warn!(error = %e, sessions = uses.len(), "cannot record sessions' last use");
+            }
+            drop(order);
+            for (_, _, done) in group {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn write_touches(&self, uses: &[(&str, i64)]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let params = tx.params();
+        for chunk in crate::ingest::shaped(uses) {
+            let sql = format!(
+                "UPDATE sessions SET last_seen = v.column2 FROM (VALUES {}) AS v \
+                 WHERE sessions.token_hash = v.column1 AND sessions.last_seen < v.column2",
+                crate::ingest::typed_rows(params, chunk.len(), &["TEXT", "BIGINT"])
+            );
+            on_tx!(&mut tx, c => {
+                let mut q = sqlx::query(&sql);
+                for (hash, at) in chunk {
+                    q = q.bind(*hash).bind(*at);
+                }
+                q.execute(&mut **c).await.map(drop)?
+            });
+        }
+        tx.commit().await
     }
 
     /// Ends a session; writes `audit` when it existed. Returns whether it existed.

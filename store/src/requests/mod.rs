@@ -155,24 +155,7 @@ impl Row {
 type Answer = tokio::sync::oneshot::Sender<std::result::Result<RequestView, PlaceError>>;
 
 /// Placements waiting for the next group commit (see [`Store::place_request`]).
-pub(crate) type Placements = Arc<std::sync::Mutex<PlacementQueue>>;
-
-#[derive(Debug, Default)]
-pub(crate) struct PlacementQueue {
-    waiting: Vec<(NewRequest, Answer)>,
-    /// A task is placing groups (and will take whatever waits before it stops).
-    leading: bool,
-}
-
-/// Stops the lead when the leading task ends, however it ends (a panic included: the next
-/// placement then leads, and takes what was left).
-struct Lead(Placements);
-
-impl Drop for Lead {
-    fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).leading = false;
-    }
-}
+pub(crate) type Placements = crate::group::Group<(NewRequest, Answer)>;
 
 /// A desk's ack or answer (applied in batches with [`Store::desk_answers`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,24 +224,15 @@ impl Store {
         }
         rules::check_message(&new.message).map_err(|e| PlaceError::Invalid("message", e))?;
         let (answer, answered) = tokio::sync::oneshot::channel();
-        // Group commit: one task at a time leads, taking the write order and placing every request
-        // waiting by then in one transaction, again and again until none waits. Why: each
-        // placement on its own was a transaction of ~13 round trips to the database, one writer at
-        // a time; placed together, the transaction's own statements (begin, the event log, the
-        // views, commit) are shared by the group. And why one leader: with every placement waiting
-        // for the write order itself, the order went from placement to placement (it is fair), each
-        // taking only the one or two that had arrived since the last: groups of 1.5 at 1,000
-        // requests/s, each waiting ~8 ms (`loadgen --consult`, BENCHMARKS.md row 8b).
-        let lead = {
-            let mut queue = self.placements.lock().unwrap_or_else(|e| e.into_inner());
-            queue.waiting.push((new.clone(), answer));
-            !std::mem::replace(&mut queue.leading, true)
-        };
-        if lead {
+        // Group commit (`crate::group`): placements waiting together are placed in one
+        // transaction. Why: each placement on its own was a transaction of ~13 round trips to the
+        // database, one writer at a time; placed together, the transaction's own statements
+        // (begin, the event log, the views, commit) are shared by the group.
+        if let Some(lead) = self.placements.push((new.clone(), answer)) {
             // In a task of its own: the others' placements it carries must not be cancelled with
             // this request (a client that goes away drops its handler's future).
             let store = self.clone();
-            tokio::spawn(async move { store.lead_placements().await });
+            tokio::spawn(async move { store.lead_placements(lead).await });
         }
         answered
             .await
@@ -266,20 +240,12 @@ impl Store {
     }
 
     /// Places what waits, a group at a time, until nothing does.
-    async fn lead_placements(&self) {
-        let _lead = Lead(self.placements.clone());
+    async fn lead_placements(&self, lead: crate::group::Lead<(NewRequest, Answer)>) {
         loop {
             let t0 = std::time::Instant::now();
             let order = self.write_order.lock().await;
             let waited = t0.elapsed();
-            let group = {
-                let mut queue = self.placements.lock().unwrap_or_else(|e| e.into_inner());
-                if queue.waiting.is_empty() {
-                    queue.leading = false;
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
+            let Some(group) = lead.take() else { return };
             let (n, t1) = (group.len(), std::time::Instant::now());
             self.place_group(group).await;
             tracing::debug!(n, ?waited, placing = ?t1.elapsed(), "placement group timing");
