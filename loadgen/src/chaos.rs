@@ -570,20 +570,50 @@ struct StudentStream {
     regressions: u64,
 }
 
-async fn student_stream(url: &str, cookie: &str) -> Option<SseConn> {
+async fn student_stream(url: &str, cookie: &str, after: &str) -> Option<SseConn> {
     let u = url::Url::parse(url).ok()?;
     let (host, port) = (u.host_str()?.to_owned(), u.port()?);
     let headers = [("cookie", cookie)];
-    let conn = SseConn::connect_with(&host, port, "/api/me/events?after=0", &headers);
+    let path = format!("/api/me/events?after={after}");
+    let conn = SseConn::connect_with(&host, port, &path, &headers);
     tokio::time::timeout(Duration::from_secs(3), conn).await.ok()?.ok()
 }
 
-/// Reads a student's stream until their request shows `cancelled` (or 20 s pass).
-async fn follow_student(mut conn: SseConn) -> StudentStream {
+/// Reads a student's stream until their request shows `cancelled` (or 20 s pass). When the
+/// instance it is on goes away (a killed leader), it resumes from its last event at another, as a
+/// browser's EventSource would. (Without this, a stream on the instance killed just after the
+/// cancel was answered showed nothing, and the run failed for the harness's sake.)
+async fn follow_student(mut conn: SseConn, urls: Arc<Mutex<Vec<String>>>, cookie: String, k: usize) -> StudentStream {
     let mut out = StudentStream::default();
     let mut version = 0;
+    let mut last_id = "0".to_owned();
+    let mut next_url = k + 3;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while let Ok(Ok(Some(ev))) = tokio::time::timeout_at(deadline, conn.next()).await {
+    loop {
+        let ev = match tokio::time::timeout_at(deadline, conn.next()).await {
+            Ok(Ok(Some(ev))) => ev,
+            Err(_) => break,
+            // The stream ended: resume elsewhere.
+            Ok(_) => {
+                let mut resumed = None;
+                while resumed.is_none() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let url = urls.lock().map(|u| u[next_url % u.len()].clone()).unwrap_or_default();
+                    next_url += 1;
+                    resumed = student_stream(&url, &cookie, &last_id).await;
+                }
+                match resumed {
+                    Some(c) => {
+                        conn = c;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+        };
+        if let Some(id) = &ev.id {
+            last_id.clone_from(id);
+        }
         if ev.event != "request" {
             continue;
         }
@@ -625,7 +655,7 @@ async fn students(
             let cookie = crate::consult::cookie(&token);
             // The student follows their own stream at a third instance.
             let third = urls.lock().map(|u| u[(k + 2) % u.len()].clone()).unwrap_or_default();
-            let Some(stream) = student_stream(&third, &cookie).await else { continue };
+            let Some(stream) = student_stream(&third, &cookie, "0").await else { continue };
             let body = serde_json::json!({
                 "faculty_id": faculty[k % faculty.len()], "message": format!("chaos request {k}"), "hold": true
             });
@@ -650,7 +680,8 @@ async fn students(
                     .send()
                     .await
                     .is_ok_and(|r| r.status() == 200);
-                acked.push(Placed { id, cancelled, stream: tokio::spawn(follow_student(stream)) });
+                let follow = follow_student(stream, urls.clone(), cookie.clone(), k + 2);
+                acked.push(Placed { id, cancelled, stream: tokio::spawn(follow) });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
