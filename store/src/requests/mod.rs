@@ -267,7 +267,11 @@ impl Store {
                 tracing::warn!(error = %e, group = news.len(), "placements failed together; placing them one by one");
                 for (new, answer) in news.iter().zip(answers) {
                     let result = match self.place_all(std::slice::from_ref(new)).await {
-                        Ok(mut results) => results.pop().unwrap_or(Err(PlaceError::NoFaculty)),
+                        Ok(mut results) => results.pop().unwrap_or_else(|| {
+                            Err(PlaceError::Store(StoreError::Corrupt(
+                                "a placement placed alone gave no outcome".into(),
+                            )))
+                        }),
                         Err(e) => Err(e.into()),
                     };
                     let _ = answer.send(result);
