@@ -239,36 +239,21 @@ async fn write(bulk: &BulkSql, tx: &mut Tx, found: &Found, plan: &Plan, now: i64
             return Err(StoreError::VersionConflict);
         }
     }
-    let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(plan.events.len());
-    for chunk in shaped(&plan.events) {
-        let sql = &bulk.rows(chunk.len()).insert_events;
-        let inserted: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(sql);
-            for ev in chunk {
-                let (boot, seq) = columns(ev.clock);
-                let v = &ev.view;
-                q = q
-                    .bind(v.id)
-                    .bind(v.version)
-                    .bind(v.status.as_str())
-                    .bind(v.present)
-                    .bind(v.busy)
-                    .bind(v.desk_online)
-                    .bind(v.changed_at)
-                    .bind(v.last_seen)
-                    .bind(ev.source.as_str())
-                    .bind(ev.desk.as_str())
-                    .bind(boot)
-                    .bind(seq)
-                    .bind(now)
-                    .bind(v.waiting);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for (id, fid, version) in inserted {
-            ids.insert((fid, version), id);
-        }
-    }
+    let events: Vec<EventRow> = plan
+        .events
+        .iter()
+        .map(|ev| EventRow {
+            view: &ev.view,
+            source: ev.source.as_str(),
+            desk: Some(ev.desk.as_str()),
+            clock: ev.clock,
+        })
+        .collect();
+    let ids: HashMap<(i64, i64), i64> = insert_events(bulk, tx, &events, now)
+        .await?
+        .into_iter()
+        .map(|(id, fid, version)| ((fid, version), id))
+        .collect();
     for chunk in shaped(&plan.desks) {
         let sql = &bulk.rows(chunk.len()).update_desks;
         let mut rows = Vec::with_capacity(chunk.len());
@@ -308,6 +293,54 @@ async fn write(bulk: &BulkSql, tx: &mut Tx, found: &Found, plan: &Plan, now: i64
     Ok(ids)
 }
 
+/// A board event to log: the faculty row as it now is, what changed it, and for a desk message the
+/// desk and its clock.
+pub(crate) struct EventRow<'a> {
+    pub view: &'a FacultyView,
+    pub source: &'a str,
+    pub desk: Option<&'a str>,
+    pub clock: Option<domain::DeskClock>,
+}
+
+/// Logs `rows` as board events, one statement per [`shaped`] run. Returns (event, faculty member,
+/// version) of each.
+pub(crate) async fn insert_events(
+    bulk: &BulkSql,
+    tx: &mut Tx,
+    rows: &[EventRow<'_>],
+    now: i64,
+) -> Result<Vec<(i64, i64, i64)>> {
+    let mut logged = Vec::with_capacity(rows.len());
+    for chunk in shaped(rows) {
+        let sql = &bulk.rows(chunk.len()).insert_events;
+        let inserted: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sql);
+            for ev in chunk {
+                let (boot, seq) = columns(ev.clock);
+                let v = ev.view;
+                q = q
+                    .bind(v.id)
+                    .bind(v.version)
+                    .bind(v.status.as_str())
+                    .bind(v.present)
+                    .bind(v.busy)
+                    .bind(v.desk_online)
+                    .bind(v.changed_at)
+                    .bind(v.last_seen)
+                    .bind(ev.source)
+                    .bind(ev.desk)
+                    .bind(boot)
+                    .bind(seq)
+                    .bind(now)
+                    .bind(v.waiting);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        logged.extend(inserted);
+    }
+    Ok(logged)
+}
+
 /// The most rows one bulk statement carries: 64 rows of 14 parameters stay far below SQLite's
 /// 32,766 and PostgreSQL's 65,535.
 const MAX_ROWS: usize = 64;
@@ -334,11 +367,11 @@ pub(crate) struct BulkSql {
     shapes: Vec<ShapeSql>,
 }
 
-pub(crate) struct ShapeSql {
+struct ShapeSql {
     select_desks: String,
     select_faculty: String,
     update_faculty: String,
-    pub(crate) insert_events: String,
+    insert_events: String,
     update_desks: String,
 }
 
@@ -389,7 +422,7 @@ impl BulkSql {
     }
 
     /// The statements for a run of `n` rows, as [`shaped`] cuts them (a power of two up to [`MAX_ROWS`]).
-    pub(crate) fn rows(&self, n: usize) -> &ShapeSql {
+    fn rows(&self, n: usize) -> &ShapeSql {
         debug_assert!(n.is_power_of_two() && n <= MAX_ROWS);
         &self.shapes[n.trailing_zeros() as usize]
     }

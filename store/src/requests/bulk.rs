@@ -8,12 +8,15 @@
 //! nearly constant, as the status ingest's bulk statements do (`crate::ingest`).
 
 use super::{Changes, DeskWork, FacultyLine, FacultyQueueRow, ROW_COLUMNS, Row, padded_chunks};
-use crate::ingest::{BulkSql, shaped, typed_rows};
+use crate::ingest::{BulkSql, EventRow, insert_events, shaped, typed_rows};
 use crate::rows::FACULTY_COLUMNS;
 use crate::tx::Tx;
 use crate::{Result, StoreError};
 use domain::consultation::State;
 use domain::{FacultyEvent, FacultyView};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Postgres, Sqlite};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,19 +32,9 @@ pub(super) async fn prefetch(tx: &mut Tx, work: &[DeskWork], ch: &mut Changes) -
         .collect();
     desks.sort_unstable();
     desks.dedup();
-    for chunk in padded_chunks(&desks) {
-        let sql = format!("SELECT id, faculty_id FROM desks WHERE id IN ({})", tx.params().list(1, chunk.len()));
-        let found: Vec<(String, Option<i64>)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for id in &chunk {
-                q = q.bind(id);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for (desk, faculty) in found {
-            ch.desks.insert(desk, faculty);
-        }
-    }
+    let found: Vec<(String, Option<i64>)> =
+        fetch_in(tx, &desks, |list| format!("SELECT id, faculty_id FROM desks WHERE id IN ({list})")).await?;
+    ch.desks.extend(found);
     for desk in desks {
         ch.desks.entry(desk).or_insert(None);
     }
@@ -70,11 +63,10 @@ async fn load_rows(tx: &mut Tx, ids: &[i64], ch: &mut Changes) -> Result<()> {
     let mut ids: Vec<i64> = ids.iter().copied().filter(|id| !ch.rows.contains_key(id)).collect();
     ids.sort_unstable();
     ids.dedup();
-    for chunk in padded_chunks(&ids) {
-        let sql = format!("SELECT {ROW_COLUMNS} FROM requests WHERE id IN ({})", tx.params().list(1, chunk.len()));
-        for row in fetch_rows(tx, &sql, &chunk).await? {
-            ch.rows.entry(row.id).or_insert(row);
-        }
+    let found: Vec<Row> =
+        fetch_in(tx, &ids, |list| format!("SELECT {ROW_COLUMNS} FROM requests WHERE id IN ({list})")).await?;
+    for row in found {
+        ch.rows.entry(row.id).or_insert(row);
     }
     Ok(())
 }
@@ -85,27 +77,38 @@ pub(super) async fn load_queued(tx: &mut Tx, fids: &[i64], ch: &mut Changes) -> 
     let mut fids: Vec<i64> = fids.iter().copied().filter(|f| !ch.queued_of.contains(f)).collect();
     fids.sort_unstable();
     fids.dedup();
-    for chunk in padded_chunks(&fids) {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id IN ({}) AND state = 'queued'",
-            tx.params().list(1, chunk.len())
-        );
-        for row in fetch_rows(tx, &sql, &chunk).await? {
-            ch.rows.entry(row.id).or_insert(row);
-        }
+    let found: Vec<Row> = fetch_in(tx, &fids, |list| {
+        format!("SELECT {ROW_COLUMNS} FROM requests WHERE faculty_id IN ({list}) AND state = 'queued'")
+    })
+    .await?;
+    for row in found {
+        ch.rows.entry(row.id).or_insert(row);
     }
     ch.queued_of.extend(fids);
     Ok(())
 }
 
-async fn fetch_rows(tx: &mut Tx, sql: &str, ids: &[i64]) -> Result<Vec<Row>> {
-    Ok(on_tx!(tx, c => {
-        let mut q = sqlx::query_as(sql);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        q.fetch_all(&mut **c).await?
-    }))
+/// The rows of the statement `sql` makes of an `IN (…)` list, for every id of `ids` (in
+/// [`padded_chunks`]): the one shape of every set-wise read here.
+pub(super) async fn fetch_in<I, T>(tx: &mut Tx, ids: &[I], sql: impl Fn(&str) -> String) -> Result<Vec<T>>
+where
+    I: Clone + Send + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+    I: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut out = Vec::new();
+    for chunk in padded_chunks(ids) {
+        let sql = sql(&tx.params().list(1, chunk.len()));
+        let found: Vec<T> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk.iter().cloned() {
+                q = q.bind(id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// The lines of faculty members `fids` not in `ch` yet.
@@ -113,22 +116,11 @@ pub(super) async fn load_lines(tx: &mut Tx, fids: &[i64], ch: &mut Changes) -> R
     let mut fids: Vec<i64> = fids.iter().copied().filter(|f| !ch.lines.contains_key(f)).collect();
     fids.sort_unstable();
     fids.dedup();
-    for chunk in padded_chunks(&fids) {
-        let sql = format!(
-            "SELECT id, version, waiting, queue_version FROM faculty WHERE id IN ({})",
-            tx.params().list(1, chunk.len())
-        );
-        let found: Vec<FacultyLine> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for id in &chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for line in found {
-            ch.lines.insert(line.id, line);
-        }
-    }
+    let found: Vec<FacultyLine> = fetch_in(tx, &fids, |list| {
+        format!("SELECT id, version, waiting, queue_version FROM faculty WHERE id IN ({list})")
+    })
+    .await?;
+    ch.lines.extend(found.into_iter().map(|line| (line.id, line)));
     Ok(())
 }
 
@@ -186,23 +178,13 @@ pub(super) async fn flush(tx: &mut Tx, ch: &mut Changes) -> Result<()> {
 /// The lines of faculty members `fids` as the database now has them: (faculty member, request,
 /// place recorded), each line in its order.
 pub(super) async fn line_members(tx: &mut Tx, fids: &[i64]) -> Result<Vec<(i64, i64, Option<i64>)>> {
-    let mut members = Vec::new();
-    for chunk in padded_chunks(fids) {
-        let sql = format!(
-            "SELECT faculty_id, id, position FROM requests WHERE faculty_id IN ({}) \
-             AND state IN ('held','queued','delivered','busy') ORDER BY faculty_id, requested_at, id",
-            tx.params().list(1, chunk.len())
-        );
-        let found: Vec<(i64, i64, Option<i64>)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for id in &chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        members.extend(found);
-    }
-    Ok(members)
+    fetch_in(tx, fids, |list| {
+        format!(
+            "SELECT faculty_id, id, position FROM requests WHERE faculty_id IN ({list}) \
+             AND state IN ('held','queued','delivered','busy') ORDER BY faculty_id, requested_at, id"
+        )
+    })
+    .await
 }
 
 /// Gives requests new places in line: (request, place), each a new version.
@@ -260,51 +242,17 @@ pub(super) async fn log_faculty_views(
     now: i64,
     source: &str,
 ) -> Result<Vec<Arc<FacultyEvent>>> {
-    let mut views: Vec<FacultyView> = Vec::with_capacity(fids.len());
-    for chunk in padded_chunks(fids) {
-        let sql = format!("{} WHERE f.id IN ({})", crate::rows::VIEW_SELECT, tx.params().list(1, chunk.len()));
-        let found: Vec<crate::rows::ViewRow> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for id in &chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for row in found {
-            views.push(FacultyView::try_from(row)?);
-        }
-    }
+    let found: Vec<crate::rows::ViewRow> =
+        fetch_in(tx, fids, |list| format!("{} WHERE f.id IN ({list})", crate::rows::VIEW_SELECT)).await?;
+    let views = found.into_iter().map(FacultyView::try_from).collect::<Result<Vec<_>>>()?;
+    let rows: Vec<EventRow> = views.iter().map(|view| EventRow { view, source, desk: None, clock: None }).collect();
     let mut events = Vec::with_capacity(views.len());
-    for chunk in shaped(&views) {
-        let sql = &bulk.rows(chunk.len()).insert_events;
-        let logged: Vec<(i64, i64, i64)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(sql);
-            for v in chunk {
-                q = q
-                    .bind(v.id)
-                    .bind(v.version)
-                    .bind(v.status.as_str())
-                    .bind(v.present)
-                    .bind(v.busy)
-                    .bind(v.desk_online)
-                    .bind(v.changed_at)
-                    .bind(v.last_seen)
-                    .bind(source)
-                    .bind(None::<String>)
-                    .bind(None::<i64>)
-                    .bind(None::<i64>)
-                    .bind(now)
-                    .bind(v.waiting);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for (id, fid, _) in logged {
-            let view = chunk
-                .iter()
-                .find(|v| v.id == fid)
-                .ok_or_else(|| StoreError::Corrupt(format!("board event for faculty member {fid} not asked for")))?;
-            events.push(Arc::new(FacultyEvent { id, faculty: view.clone() }));
-        }
+    for (id, fid, _) in insert_events(bulk, tx, &rows, now).await? {
+        let view = views
+            .iter()
+            .find(|v| v.id == fid)
+            .ok_or_else(|| StoreError::Corrupt(format!("board event for faculty member {fid} not asked for")))?;
+        events.push(Arc::new(FacultyEvent { id, faculty: view.clone() }));
     }
     events.sort_by_key(|e| e.id);
     Ok(events)
@@ -315,24 +263,11 @@ pub(super) async fn faculty_rows(tx: &mut Tx, fids: &[i64]) -> Result<HashMap<i6
     let mut fids = fids.to_vec();
     fids.sort_unstable();
     fids.dedup();
-    let mut rows = HashMap::with_capacity(fids.len());
-    for chunk in padded_chunks(&fids) {
-        let sql = format!(
-            "SELECT {FACULTY_COLUMNS}, queue_version FROM faculty WHERE id IN ({})",
-            tx.params().list(1, chunk.len())
-        );
-        let found: Vec<FacultyQueueRow> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for id in &chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for row in found {
-            rows.insert(row.id, row);
-        }
-    }
-    Ok(rows)
+    let found: Vec<FacultyQueueRow> = fetch_in(tx, &fids, |list| {
+        format!("SELECT {FACULTY_COLUMNS}, queue_version FROM faculty WHERE id IN ({list})")
+    })
+    .await?;
+    Ok(found.into_iter().map(|row| (row.id, row)).collect())
 }
 
 /// Students `students`' requests by faculty member: (student, faculty member) → (open ones, those

@@ -1094,15 +1094,11 @@ async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>>
 /// Serialises students' placements: two submitted at the same instant for a student's last open
 /// slot must not both see the slot free. (SQLite's `BEGIN IMMEDIATE` already serialises writers.)
 async fn lock_students(tx: &mut Tx, students: &[i64]) -> Result<()> {
-    if let Tx::Postgres(c) = tx {
-        for chunk in padded_chunks(students) {
-            let sql = format!("SELECT id FROM students WHERE id IN ({}) ORDER BY id FOR UPDATE", in_list(chunk.len()));
-            let mut q = sqlx::query(&sql);
-            for id in &chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut **c).await?;
-        }
+    if let Tx::Postgres(_) = tx {
+        let _locked: Vec<(i64,)> = bulk::fetch_in(tx, students, |list| {
+            format!("SELECT id FROM students WHERE id IN ({list}) ORDER BY id FOR UPDATE")
+        })
+        .await?;
     }
     Ok(())
 }
