@@ -141,7 +141,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        let event = crate::requests::log_faculty_view(&mut tx, id, now, "admin").await?;
+        let event = crate::requests::log_faculty_view(&self.bulk, &mut tx, id, now, "admin").await?;
         let record = domain::faculty::FacultyRecord { id, fields: fields.clone(), version: event.faculty.version };
         let entry = crate::AuditEntry {
             subject: Some(format!("faculty:{id}")),
@@ -221,7 +221,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         let after = domain::faculty::FacultyRecord { id, fields: fields.clone(), version: version + 1 };
-        let event = crate::requests::log_faculty_view(&mut tx, id, now, "admin").await?;
+        let event = crate::requests::log_faculty_view(&self.bulk, &mut tx, id, now, "admin").await?;
         let detail = serde_json::json!({ "before": before, "after": after }).to_string();
         let entry = crate::AuditEntry { detail: Some(detail), ..audit.clone() };
         on_tx!(&mut tx, c => audit_in!(&mut **c, &entry)?);
@@ -267,7 +267,7 @@ impl Store {
                 None => Err(StoreError::NotFound(format!("no faculty member {id}"))),
             };
         }
-        let event = crate::requests::log_faculty_view(&mut tx, id, now, "admin").await?;
+        let event = crate::requests::log_faculty_view(&self.bulk, &mut tx, id, now, "admin").await?;
         on_tx!(&mut tx, c => audit_in!(&mut **c, audit)?);
         tx.commit().await?;
         let view = event.faculty.clone();
@@ -373,7 +373,7 @@ impl Store {
             .await
             .map(drop)?
         });
-        Ok(Some(crate::requests::log_faculty_view(tx, id, now, source).await?))
+        Ok(Some(crate::requests::log_faculty_view(&self.bulk, tx, id, now, source).await?))
     }
 
     /// Sets a desk's MQTT password hash (a new credential replaces the old one at once), with its

@@ -9,7 +9,7 @@ use crate::{Result, Store, StoreError, now_ms};
 use domain::consultation::{self as rules, Action, Input, Limit, State};
 use domain::protocol::{QueueFaculty, QueueItem, QueueSnapshot};
 use domain::status::Status;
-use domain::{DeskClock, FacultyEvent, FacultyView, RequestView};
+use domain::{DeskClock, FacultyEvent, RequestView};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -1120,32 +1120,17 @@ impl std::ops::Deref for FacultyQueueRow {
 
 /// Logs faculty member `id`'s row, as it now is in `tx`, as a board event (`source` says what
 /// changed it); returns the event to publish after the commit.
-pub(crate) async fn log_faculty_view(tx: &mut Tx, id: i64, now: i64, source: &str) -> Result<Arc<FacultyEvent>> {
-    let view: crate::rows::ViewRow = on_tx!(tx, c => {
-        sqlx::query_as(&format!("{} WHERE f.id = $1", crate::rows::VIEW_SELECT)).bind(id).fetch_one(&mut **c).await?
-    });
-    let view = FacultyView::try_from(view)?;
-    let event_id: i64 = on_tx!(tx, c => {
-        sqlx::query_scalar(
-            "INSERT INTO status_events (kind, faculty_id, version, status, present, busy, desk_online, changed_at, \
-             last_seen, source, at, waiting) VALUES ('faculty_status', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             RETURNING id",
-        )
-        .bind(view.id)
-        .bind(view.version)
-        .bind(view.status.as_str())
-        .bind(view.present)
-        .bind(view.busy)
-        .bind(view.desk_online)
-        .bind(view.changed_at)
-        .bind(view.last_seen)
-        .bind(source)
-        .bind(now)
-        .bind(view.waiting)
-        .fetch_one(&mut **c)
+pub(crate) async fn log_faculty_view(
+    bulk: &crate::ingest::BulkSql,
+    tx: &mut Tx,
+    id: i64,
+    now: i64,
+    source: &str,
+) -> Result<Arc<FacultyEvent>> {
+    bulk::log_faculty_views(bulk, tx, &[id], now, source)
         .await?
-    });
-    Ok(Arc::new(FacultyEvent { id: event_id, faculty: view }))
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("no faculty member {id}")))
 }
 
 /// The states of a request that is not finished, as an SQL list: `'requested', 'held', …`.
