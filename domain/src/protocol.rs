@@ -105,8 +105,21 @@ pub fn valid_desk_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Topic filter the server subscribes to.
-pub fn subscription(prefix: &str) -> String {
+/// Topic filters the server subscribes to: one per kind of message a desk sends.
+///
+/// Not `P/desk/+/+`: that filter also matches the queue snapshots the server itself publishes
+/// (`P/desk/{desk}/queue`), so every snapshot came back to the server, was counted and logged as a
+/// rejected desk message (`bad_topic`), and took a place in the ingest's batches: at 2,000
+/// consultation requests/s, 4 of every 10 messages the ingest read were its own snapshots
+/// (`loadgen --consult`, BENCHMARKS.md row 8b‴). A message on any other topic under `P/desk/` now
+/// does not reach the server at all.
+pub fn subscriptions(prefix: &str) -> Vec<String> {
+    Kind::ALL.iter().map(|k| format!("{prefix}/desk/+/{}", k.as_str())).collect()
+}
+
+/// The filter servers before 2026-12 subscribed to (see [`subscriptions`]). Their persistent
+/// sessions keep it at the broker until the server unsubscribes from it.
+pub fn former_subscription(prefix: &str) -> String {
     format!("{prefix}/desk/+/+")
 }
 
@@ -431,7 +444,12 @@ mod tests {
         assert_eq!(parse_topic("consultease", &long), Err(Reject::BadDeskId));
         assert_eq!(parse_topic("consultease", "consultease/desk/a.b/state"), Err(Reject::BadDeskId));
         assert_eq!(topic("p", "d", Kind::Online), "p/desk/d/online");
-        assert_eq!(subscription("p"), "p/desk/+/+");
+        assert_eq!(
+            subscriptions("p"),
+            ["p/desk/+/state", "p/desk/+/online", "p/desk/+/heartbeat", "p/desk/+/queue_ack", "p/desk/+/reply"]
+        );
+        // The server's own publications are not among them.
+        assert!(!subscriptions("p").iter().any(|f| f.ends_with("/queue") || f.ends_with("/+")));
     }
 
     #[test]

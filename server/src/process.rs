@@ -58,7 +58,7 @@ pub async fn start(args: ServeArgs, store: Store) -> anyhow::Result<Running> {
     state.auth = auth::Auth::new(store.clone(), hasher).with_kiosk_idle(args.kiosk_idle);
     let (origins, cookies, public_url) = web_security(&args);
     state.origins = Arc::new(origins);
-    state.public_url = public_url;
+    state.public_url = Arc::new(public_url);
     if let Some(zone) = &args.timezone {
         state.zone = zone.clone();
     }

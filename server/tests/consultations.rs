@@ -561,3 +561,42 @@ async fn the_simulated_desk_acknowledges_its_queue_and_answers() {
     eventually("the automatic desk accepts", || async { state(id2).await == State::Accepted }).await;
     stop.cancel();
 }
+
+/// Regression (found measuring BENCHMARKS.md row 8b‴): the server subscribed to `P/desk/+/+`, which
+/// also matches the queue snapshots it publishes itself, so every snapshot came back to it and was
+/// counted and logged as a rejected desk message (`bad_topic`) — once a second in normal use, and
+/// 4 of every 10 messages its ingest read under load.
+async fn defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(broker: Broker) {
+    let Some(s) = server(broker, Database::Sqlite).await else { return };
+    let f = s.faculty("Grace Hopper", "cq9").await;
+    let mut desk = s.desk("cq9", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Grace is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-9").await;
+    let r =
+        student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Compilers, briefly please" })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let snap = desk.snapshot_above(0).await;
+    assert_eq!(snap.items.len(), 1);
+    // The snapshot reached the desk; had it come back to the server, it would have by now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let m = s.metrics();
+    assert_eq!(m.rejected("bad_topic"), 0);
+    assert_eq!(m.mqtt_received.get(), 2, "the desk's announcement and state, nothing of the server's own");
+}
+
+mod defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        super::defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(Broker::Embedded).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mosquitto() {
+        super::defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(Broker::Mosquitto).await;
+    }
+}

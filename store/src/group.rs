@@ -51,12 +51,22 @@ impl<T> Lead<T> {
     /// Everything waiting, or `None` (the lead ends) when nothing does. Call it holding the write
     /// order, so that what arrived while waiting for it is in the group.
     pub(crate) fn take(&self) -> Option<Vec<T>> {
+        self.take_up_to(usize::MAX)
+    }
+
+    /// The `max` longest waiting (in the order they came), or `None` (the lead ends) when nothing
+    /// waits; the rest wait for the next group.
+    pub(crate) fn take_up_to(&self, max: usize) -> Option<Vec<T>> {
         let mut queue = (self.0).0.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.waiting.is_empty() {
             queue.leading = false;
             return None;
         }
-        Some(std::mem::take(&mut queue.waiting))
+        if queue.waiting.len() <= max {
+            return Some(std::mem::take(&mut queue.waiting));
+        }
+        let rest = queue.waiting.split_off(max);
+        Some(std::mem::replace(&mut queue.waiting, rest))
     }
 }
 
@@ -84,5 +94,18 @@ mod tests {
         assert_eq!(next.take(), Some(vec![4]));
         drop(next); // given up without emptying: the next push leads again
         assert!(group.push(5).is_some());
+    }
+
+    #[test]
+    fn a_capped_take_leaves_the_newest_for_the_next_group() {
+        let group = Group::default();
+        let lead = group.push(1).expect("the first leads");
+        for i in 2..=5 {
+            assert!(group.push(i).is_none());
+        }
+        assert_eq!(lead.take_up_to(2), Some(vec![1, 2]));
+        assert_eq!(lead.take_up_to(2), Some(vec![3, 4]));
+        assert_eq!(lead.take_up_to(2), Some(vec![5]));
+        assert_eq!(lead.take_up_to(2), None);
     }
 }

@@ -36,8 +36,14 @@ impl Store {
     /// commit. On a lost compare-and-set the transaction is rolled back and redone from fresh reads,
     /// so a retry can never apply a change twice.
     pub async fn apply(&self, changes: &[Change]) -> Result<Vec<Outcome>> {
+        let turn = self.write_turn().await;
+        self.apply_in_turn(&turn, changes).await
+    }
+
+    /// [`Store::apply`] in a turn of the write order the caller holds.
+    pub async fn apply_in_turn(&self, turn: &crate::WriteTurn, changes: &[Change]) -> Result<Vec<Outcome>> {
+        self.check_turn(turn)?;
         let mut attempt = 0;
-        let _order = self.write_order.lock().await;
         loop {
             match self.try_apply(changes).await {
                 Ok((outcomes, events)) => {

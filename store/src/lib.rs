@@ -114,6 +114,15 @@ pub struct Store {
     shared_log: bool,
 }
 
+/// The store's write order, held ([`Store::write_turn`]): the writes given it run back to back, no
+/// other writer between them.
+///
+/// Why: the MQTT ingest writes each batch in two transactions (the desks' state, then their acks
+/// and answers). Taking the order for each, it waited behind a placement group twice per batch;
+/// with a turn of its own it waits once (`loadgen --consult`, BENCHMARKS.md row 8b‴).
+#[derive(Debug)]
+pub struct WriteTurn(tokio::sync::OwnedMutexGuard<()>);
+
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -121,6 +130,21 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
+    /// Waits for the write order and holds it until the turn is dropped. Only the `*_in_turn`
+    /// writes may run while it is held (any other write of this store would wait for it for ever).
+    pub async fn write_turn(&self) -> WriteTurn {
+        WriteTurn(self.write_order.clone().lock_owned().await)
+    }
+
+    /// A turn of this store's write order, or an error (a turn of another store orders nothing here).
+    fn check_turn(&self, turn: &WriteTurn) -> Result<()> {
+        if Arc::ptr_eq(tokio::sync::OwnedMutexGuard::mutex(&turn.0), &self.write_order) {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("a write turn of another store".into()))
+        }
+    }
+
     /// Connects to `url` (`sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`), creating
     /// a SQLite file (and its folder) when missing, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Store> {

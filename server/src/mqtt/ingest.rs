@@ -65,7 +65,8 @@ pub fn start(
     let connected_since = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let poller = Poller {
         client: client.clone(),
-        filter: protocol::subscription(&config.prefix),
+        filters: protocol::subscriptions(&config.prefix),
+        former: protocol::former_subscription(&config.prefix),
         tx,
         status: status.clone(),
         metrics: metrics.clone(),
@@ -86,7 +87,9 @@ pub fn start(
 
 struct Poller {
     client: AsyncClient,
-    filter: String,
+    filters: Vec<String>,
+    /// What earlier versions subscribed to; dropped from our persistent session on connection.
+    former: String,
     tx: mpsc::UnboundedSender<(Instant, Publish)>,
     status: Arc<IngestStatus>,
     metrics: Arc<Metrics>,
@@ -122,13 +125,20 @@ impl Poller {
                     self.metrics.mqtt_connected.set(1);
                     set(&self.connected_since, Some(Instant::now()));
                     // Subscribe on every ConnAck: a broker that lost our session has no subscription.
-                    if let Err(err) = self.client.try_subscribe(self.filter.clone(), QoS::AtLeastOnce) {
+                    let filters =
+                        self.filters.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    if let Err(err) = self.client.try_subscribe_many(filters) {
                         tracing::error!(%err, "cannot queue the subscription");
+                    }
+                    if ack.session_present
+                        && let Err(err) = self.client.try_unsubscribe(self.former.clone())
+                    {
+                        tracing::error!(%err, "cannot queue the unsubscription of the former filter");
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
                     if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                        tracing::error!(filter = %self.filter, "the broker refused our subscription");
+                        tracing::error!(filters = ?self.filters, "the broker refused our subscription");
                     } else {
                         self.status.subscribed.store(true, Relaxed);
                     }
@@ -275,7 +285,18 @@ impl Batcher {
                 }
             }
             if !changes.is_empty() {
-                let Some(applied) = self.apply(&changes, &index, &publishes, &shutdown).await else { break };
+                // The batch's two transactions in one turn of the write order (`store::WriteTurn`);
+                // after a failure, each on its own with retries and narrowing down.
+                let turn = self.store.write_turn().await;
+                let (applied, turn): (Applied, _) = match self.store.apply_in_turn(&turn, &changes).await {
+                    Ok(outcomes) => (index.iter().copied().zip(outcomes).collect(), Some(turn)),
+                    Err(err) => {
+                        drop(turn);
+                        tracing::debug!(error = %err, "a desk batch failed in its turn; retrying it on its own");
+                        let Some(applied) = self.apply(&changes, &index, &publishes, &shutdown).await else { break };
+                        (applied, None)
+                    }
+                };
                 t_apply = t0.elapsed();
                 // Histograms first, outcome counters last: a reader that sees a message counted as
                 // applied or stale also sees its batch and latency observations.
@@ -319,8 +340,25 @@ impl Batcher {
                         known.then(|| desk_work(desk, payload)).flatten().map(|w| (i, w))
                     })
                     .unzip();
+                let in_turn = match (&turn, work.is_empty()) {
+                    (Some(t), false) => match self.store.desk_answers_in_turn(t, &work).await {
+                        Ok(outcomes) => Some(outcomes),
+                        Err(err) => {
+                            tracing::debug!(error = %err, "desks' answers failed in their turn; retrying them on their own");
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                drop(turn);
                 if !work.is_empty() {
-                    let Some(outcomes) = self.desk_work(&work, &shutdown).await else { break };
+                    let outcomes = match in_turn {
+                        Some(outcomes) => outcomes,
+                        None => {
+                            let Some(outcomes) = self.desk_work(&work, &shutdown).await else { break };
+                            outcomes
+                        }
+                    };
                     t_answers = t0.elapsed();
                     for (i, outcome) in places.into_iter().zip(outcomes) {
                         self.metrics.desk_answer(outcome);

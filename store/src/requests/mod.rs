@@ -214,6 +214,17 @@ struct FacultyLine {
 /// The default when a faculty member has too little history for a wait estimate.
 const RECENT_DURATIONS: i64 = 20;
 
+/// The most placements one group commit takes; the rest wait for the next, after the desks' answers
+/// waiting for the write order have had their turn.
+///
+/// Why: the desks' answers are what empties the lines, and the ingest takes them in batches of
+/// bounded size, while a placement group took everything waiting. Once behind, groups grew to a
+/// thousand placements holding the write order for 300-500 ms each, the ingest got one batch a
+/// second between them, lines grew, and every answer cost more (each moves the rest of its line):
+/// a 40 s run at 2,000 requests/s went from all answered to 879/s (`loadgen --consult`,
+/// BENCHMARKS.md row 8b‴).
+const PLACEMENT_GROUP_MAX: usize = 128;
+
 impl Store {
     /// Places a request: queued when the faculty member takes requests now (available or busy),
     /// held when they are away or offline and the student chose to wait, refused otherwise.
@@ -239,13 +250,13 @@ impl Store {
             .unwrap_or_else(|_| Err(PlaceError::Store(StoreError::Corrupt("a placement went unanswered".into()))))
     }
 
-    /// Places what waits, a group at a time, until nothing does.
+    /// Places what waits, a group of at most [`PLACEMENT_GROUP_MAX`] at a time, until nothing does.
     async fn lead_placements(&self, lead: crate::group::Lead<(NewRequest, Answer)>) {
         loop {
             let t0 = std::time::Instant::now();
             let order = self.write_order.lock().await;
             let waited = t0.elapsed();
-            let Some(group) = lead.take() else { return };
+            let Some(group) = lead.take_up_to(PLACEMENT_GROUP_MAX) else { return };
             let (n, t1) = (group.len(), std::time::Instant::now());
             self.place_group(group).await;
             tracing::debug!(n, ?waited, placing = ?t1.elapsed(), "placement group timing");
@@ -304,6 +315,13 @@ impl Store {
         let faculty = bulk::faculty_rows(&mut tx, &fids).await?;
         // (student, faculty member) → (open requests, requested in the last hour).
         let mut counts = bulk::student_counts(&mut tx, &students, now - 3_600_000).await?;
+        // Each student's (open requests, requested in the last hour) over all faculty members.
+        let mut totals: HashMap<i64, (i64, i64)> = HashMap::new();
+        for ((sid, _), (o, h)) in &counts {
+            let t = totals.entry(*sid).or_default();
+            t.0 += o;
+            t.1 += h;
+        }
         // Requests placed in this transaction, per faculty member (their places in line).
         let mut added: HashMap<i64, i64> = HashMap::new();
         let mut placing: Vec<bulk::Placing> = Vec::new();
@@ -314,13 +332,7 @@ impl Store {
                 continue;
             };
             let status = crate::rows::parse_status(&f.status)?;
-            let (mut open, mut last_hour) = (0, 0);
-            for ((sid, _), (o, h)) in counts.iter() {
-                if *sid == new.student_id {
-                    open += o;
-                    last_hour += h;
-                }
-            }
+            let (open, last_hour) = totals.get(&new.student_id).copied().unwrap_or_default();
             let with_faculty = counts.get(&(new.student_id, new.faculty_id)).map_or(0, |(o, _)| *o);
             if let Err(limit) = rules::check_limits(with_faculty as usize, open as usize, last_hour as usize) {
                 outcomes.push(Err(PlaceError::Limit(limit)));
@@ -340,9 +352,12 @@ impl Store {
             });
             let before = added.entry(f.id).or_default();
             *before += 1;
-            let seen = counts.entry((new.student_id, new.faculty_id)).or_default();
-            seen.0 += 1;
-            seen.1 += 1;
+            for seen in
+                [counts.entry((new.student_id, new.faculty_id)).or_default(), totals.entry(new.student_id).or_default()]
+            {
+                seen.0 += 1;
+                seen.1 += 1;
+            }
             // Entering the queue: in the version this transaction commits (see `settle_lines`); at
             // the end of the line (which `settle_lines` checks).
             placing.push(bulk::Placing {
@@ -451,10 +466,15 @@ impl Store {
     /// finishing each request, those were three per request and bounded the consultation loop near
     /// 170 requests/s (`loadgen --consult`, BENCHMARKS.md row 8b).
     pub async fn desk_answers(&self, work: &[DeskWork]) -> Result<Vec<DeskOutcome>> {
+        let turn = self.write_turn().await;
+        self.desk_answers_in_turn(&turn, work).await
+    }
+
+    /// [`Store::desk_answers`] in a turn of the write order the caller holds.
+    pub async fn desk_answers_in_turn(&self, turn: &crate::WriteTurn, work: &[DeskWork]) -> Result<Vec<DeskOutcome>> {
+        self.check_turn(turn)?;
         let now = now_ms();
         let t0 = std::time::Instant::now();
-        let _order = self.write_order.lock().await;
-        let waited = t0.elapsed();
         let mut tx = self.event_tx().await?;
         let mut ch = Changes::default();
         bulk::prefetch(&mut tx, work, &mut ch).await?;
@@ -476,7 +496,7 @@ impl Store {
             return Ok(outcomes);
         }
         self.finish(tx, ch, now, &[]).await?;
-        tracing::debug!(n = work.len(), ?waited, total = ?t0.elapsed(), "desk answers timing");
+        tracing::debug!(n = work.len(), total = ?t0.elapsed(), "desk answers timing");
         Ok(outcomes)
     }
 
