@@ -109,6 +109,7 @@ conformance!(
     office_hours_are_saved_with_the_row_and_ride_on_every_event,
     returns_to_availability_are_drawn_from_the_log_once,
     a_desk_moves_between_faculty_members_and_retires,
+    wait_estimates_use_each_lines_twenty_newest_durations,
 );
 
 async fn available(store: &Store, name: &str, desk: &str) -> i64 {
@@ -1114,4 +1115,69 @@ async fn a_desk_moves_between_faculty_members_and_retires(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(log.len(), 4);
+}
+
+/// Finished requests written straight into the table: `n` per faculty member, the newest first
+/// lasting `newest_min` minutes each and the older ones 10 h (so any of those in the estimate shows).
+async fn history(db: &TestDb, student: i64, faculty: &[i64], n: i64, newest: i64, newest_min: i64) {
+    let insert = "INSERT INTO requests (student_id, faculty_id, message, state, requested_at, changed_at, \
+                  accepted_at, finished_at) VALUES ($1, $2, 'old', 'done', $3, $3, $3, $4)";
+    let rows: Vec<(i64, i64, i64)> = faculty
+        .iter()
+        .flat_map(|f| {
+            (0..n).map(move |k| {
+                let accepted = 1_000_000_000 + k * 100_000_000;
+                let minutes = if k >= n - newest { newest_min } else { 600 };
+                (*f, accepted, accepted + minutes * 60_000)
+            })
+        })
+        .collect();
+    if db.url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        for (f, a, d) in rows {
+            sqlx::query(insert).bind(student).bind(f).bind(a).bind(d).execute(&mut c).await.unwrap();
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        for (f, a, d) in rows {
+            sqlx::query(insert).bind(student).bind(f).bind(a).bind(d).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+/// A student's wait estimate comes from that faculty member's 20 most recent accept -> done
+/// durations (newest by finish), whatever lies further back, for each line in one read.
+async fn wait_estimates_use_each_lines_twenty_newest_durations(db: TestDb) {
+    let store = &db.store;
+    let fs = [
+        available(store, "Ada", "we1").await,
+        available(store, "Brian", "we2").await,
+        available(store, "Cleo", "we3").await,
+    ];
+    let old = student(store, "OLD").await;
+    // 40 finished each: the 20 newest last 4 min (Ada), 8 min (Brian), 12 min (Cleo); the 20 oldest
+    // 10 h (read with them, the upper quartile would be 10 h).
+    for (f, min) in fs.iter().zip([4, 8, 12]) {
+        history(&db, old, &[*f], 40, 20, min).await;
+    }
+    // Two waiting in each line: the second's estimate is one consultation ahead.
+    let mut second = Vec::new();
+    for (i, f) in fs.iter().enumerate() {
+        let (a, b) = (student(store, &format!("A{i}")).await, student(store, &format!("B{i}")).await);
+        store.place_request(&ask(a, *f, false)).await.unwrap();
+        second.push(store.place_request(&ask(b, *f, false)).await.unwrap());
+    }
+    let estimates: Vec<_> = second.iter().map(|r| (r.position, r.wait_min, r.wait_max)).collect();
+    assert_eq!(
+        estimates,
+        [(Some(2), Some(4), Some(4)), (Some(2), Some(8), Some(8)), (Some(2), Some(12), Some(12))],
+        "the 10 h ones are older than the newest 20"
+    );
+    // A line with only those 5 of 10 h among its newest 20 would show them.
+    let d = available(store, "Dora", "we4").await;
+    history(&db, old, &[d], 25, 15, 4).await;
+    let (a, b) = (student(store, "A9").await, student(store, "B9").await);
+    store.place_request(&ask(a, d, false)).await.unwrap();
+    let r = store.place_request(&ask(b, d, false)).await.unwrap();
+    assert_eq!((r.wait_min, r.wait_max), (Some(4), Some(600)), "a quarter of the 20 newest last 10 h");
 }

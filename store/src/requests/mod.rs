@@ -1022,6 +1022,54 @@ fn in_list_from(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Faculty members per statement of [`recent_durations`] (a compound statement of one part each:
+/// SQLite allows 500 parts).
+const RECENT_PER_STATEMENT: usize = 64;
+
+/// Each of faculty members `fids`' most recent accept → done durations (ms), newest first.
+///
+/// One `LIMIT`ed part per faculty member, each read newest first from the index
+/// `requests_done_recent`. Why: a window over every finished request of the line read all of its
+/// history for every view (a placement group's, every moved request's): a placement grew from
+/// 0.18 to 0.30 ms of the write order over a 40 s run at 2,000 requests/s as each desk's history
+/// grew (`loadgen --consult`, BENCHMARKS.md row 8b‴), and a year of history would be thousands of
+/// rows per view.
+async fn recent_durations(tx: &mut Tx, fids: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
+    let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
+    for chunk in fids.chunks(RECENT_PER_STATEMENT) {
+        let mut padded = chunk.to_vec();
+        if let Some(last) = chunk.last() {
+            padded.resize(chunk.len().next_power_of_two(), *last);
+        }
+        let sql = (1..=padded.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT faculty_id, id, finished_at, finished_at - accepted_at AS d FROM requests \
+                     WHERE faculty_id = ${i} AND state = 'done' AND accepted_at IS NOT NULL \
+                     ORDER BY finished_at DESC LIMIT {RECENT_DURATIONS}) AS r{i}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows: Vec<(i64, i64, i64, i64)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(&sql);
+            for id in &padded {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await?
+        });
+        found.extend(rows);
+    }
+    // Newest first; a padded faculty member's rows came twice.
+    found.sort_unstable_by(|a, b| (a.0, std::cmp::Reverse(a.2), a.1).cmp(&(b.0, std::cmp::Reverse(b.2), b.1)));
+    found.dedup_by_key(|r| r.1);
+    let mut recent: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (fid, _, _, d) in found {
+        recent.entry(fid).or_default().push(d);
+    }
+    Ok(recent)
+}
+
 /// A request row with its faculty member's name.
 #[derive(sqlx::FromRow)]
 struct NamedRow {
@@ -1057,27 +1105,7 @@ async fn views_in(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, RequestView>>
     }
     waiting_at.sort_unstable();
     waiting_at.dedup();
-    let mut recent: HashMap<i64, Vec<i64>> = HashMap::new();
-    for chunk in padded_chunks(&waiting_at) {
-        // Each faculty member's most recent accept → done durations (ms).
-        let sql = format!(
-            "SELECT faculty_id, d FROM (SELECT faculty_id, finished_at - accepted_at AS d, \
-             ROW_NUMBER() OVER (PARTITION BY faculty_id ORDER BY finished_at DESC) AS n FROM requests \
-             WHERE faculty_id IN ({}) AND state = 'done' AND accepted_at IS NOT NULL) recent \
-             WHERE n <= {RECENT_DURATIONS} ORDER BY faculty_id, n",
-            in_list(chunk.len())
-        );
-        let found: Vec<(i64, i64)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for id in &chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(&mut **c).await?
-        });
-        for (fid, d) in found {
-            recent.entry(fid).or_default().push(d);
-        }
-    }
+    let recent = recent_durations(tx, &waiting_at).await?;
     let mut views = HashMap::with_capacity(rows.len());
     for NamedRow { row: r, faculty_name } in rows {
         let state = r.state()?;
