@@ -1061,7 +1061,7 @@ async fn recent_durations(tx: &mut Tx, fids: &[i64]) -> Result<HashMap<i64, Vec<
         found.extend(rows);
     }
     // Newest first; a padded faculty member's rows came twice.
-    found.sort_unstable_by(|a, b| (a.0, std::cmp::Reverse(a.2), a.1).cmp(&(b.0, std::cmp::Reverse(b.2), b.1)));
+    found.sort_unstable_by_key(|r| (r.0, std::cmp::Reverse(r.2), r.1));
     found.dedup_by_key(|r| r.1);
     let mut recent: HashMap<i64, Vec<i64>> = HashMap::new();
     for (fid, _, _, d) in found {
