@@ -600,3 +600,58 @@ mod defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages {
         super::defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(Broker::Mosquitto).await;
     }
 }
+
+/// A server upgraded from a build that subscribed to `P/desk/+/+` finds that filter in its
+/// persistent session at the broker: it unsubscribes from it when it connects, so its own
+/// snapshots do not come back to it there either.
+async fn a_session_from_an_older_server_loses_its_catch_all_filter(broker: Broker) {
+    let Some(addr) = broker.addr().await else { return };
+    let s = TestServer::builder().broker(addr.clone()).start().await;
+    let prefix = s.prefix.clone();
+    let again = s.stop_for_restart().await;
+    // What the older build left in the session: the catch-all filter.
+    let mut opts = addr.mqtt_options(again.client_id());
+    opts.set_clean_session(false);
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
+    client.subscribe(format!("{prefix}/desk/+/+"), rumqttc::QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = events.poll().await.unwrap() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the old filter is subscribed");
+    client.disconnect().await.unwrap();
+    while events.poll().await.is_ok() {}
+
+    let s = again.start().await;
+    let f = s.faculty("Katherine Johnson", "cq8").await;
+    let mut desk = s.desk("cq8", 1, 0).await;
+    desk.state(true, false).await;
+    desk.subscribe_queue().await;
+    eventually("Katherine is available", || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    let mut student = signed_in(&s, "S-8").await;
+    let r =
+        student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Orbital mechanics, please" })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(desk.snapshot_above(0).await.items.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(s.metrics().rejected("bad_topic"), 0, "the server's own snapshot did not come back");
+}
+
+mod a_session_from_an_older_server_loses_its_catch_all_filter {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        super::a_session_from_an_older_server_loses_its_catch_all_filter(Broker::Embedded).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mosquitto() {
+        super::a_session_from_an_older_server_loses_its_catch_all_filter(Broker::Mosquitto).await;
+    }
+}

@@ -154,6 +154,11 @@ impl TestServerBuilder {
         self
     }
 
+    /// The MQTT client id the server will connect with (its persistent session's name).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.into();
         self
