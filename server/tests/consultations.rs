@@ -50,6 +50,42 @@ async fn next_state(sse: &mut SseConn) -> (String, i64) {
     }
 }
 
+/// Faculty member `name` at desk `desk`, present and available on the board, the desk following
+/// its queue.
+async fn available_desk(s: &TestServer, name: &str, desk: &str) -> (i64, testkit::Desk) {
+    let f = s.faculty(name, desk).await;
+    let mut d = s.desk(desk, 1, 0).await;
+    d.state(true, false).await;
+    d.subscribe_queue().await;
+    eventually(&format!("{name} is available"), || async {
+        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
+    })
+    .await;
+    (f, d)
+}
+
+/// Runs each case over both brokers, on SQLite.
+macro_rules! brokers {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$case(Broker::Embedded).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto() {
+                super::$case(Broker::Mosquitto).await;
+            }
+        }
+    )*};
+}
+
+brokers!(
+    defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages,
+    a_session_from_an_older_server_loses_its_catch_all_filter,
+);
+
 /// Runs each case over both brokers and both databases.
 macro_rules! matrix {
     ($($case:ident),* $(,)?) => {$(
@@ -568,14 +604,7 @@ async fn the_simulated_desk_acknowledges_its_queue_and_answers() {
 /// 4 of every 10 messages its ingest read under load.
 async fn defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(broker: Broker) {
     let Some(s) = server(broker, Database::Sqlite).await else { return };
-    let f = s.faculty("Grace Hopper", "cq9").await;
-    let mut desk = s.desk("cq9", 1, 0).await;
-    desk.state(true, false).await;
-    desk.subscribe_queue().await;
-    eventually("Grace is available", || async {
-        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
-    })
-    .await;
+    let (f, mut desk) = available_desk(&s, "Grace Hopper", "cq9").await;
     let mut student = signed_in(&s, "S-9").await;
     let r =
         student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Compilers, briefly please" })).await;
@@ -587,18 +616,6 @@ async fn defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messa
     let m = s.metrics();
     assert_eq!(m.rejected("bad_topic"), 0);
     assert_eq!(m.mqtt_received.get(), 2, "the desk's announcement and state, nothing of the server's own");
-}
-
-mod defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn embedded() {
-        super::defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(Broker::Embedded).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn mosquitto() {
-        super::defect_the_servers_own_queue_snapshots_came_back_as_rejected_desk_messages(Broker::Mosquitto).await;
-    }
 }
 
 /// A server upgraded from a build that subscribed to `P/desk/+/+` finds that filter in its
@@ -627,14 +644,7 @@ async fn a_session_from_an_older_server_loses_its_catch_all_filter(broker: Broke
     while events.poll().await.is_ok() {}
 
     let s = again.start().await;
-    let f = s.faculty("Katherine Johnson", "cq8").await;
-    let mut desk = s.desk("cq8", 1, 0).await;
-    desk.state(true, false).await;
-    desk.subscribe_queue().await;
-    eventually("Katherine is available", || async {
-        s.store.snapshot().await.unwrap().faculty.iter().any(|x| x.id == f && x.status == domain::Status::Available)
-    })
-    .await;
+    let (f, mut desk) = available_desk(&s, "Katherine Johnson", "cq8").await;
     let mut student = signed_in(&s, "S-8").await;
     let r =
         student.post_json("/api/requests", json!({ "faculty_id": f, "message": "Orbital mechanics, please" })).await;
@@ -642,16 +652,4 @@ async fn a_session_from_an_older_server_loses_its_catch_all_filter(broker: Broke
     assert_eq!(desk.snapshot_above(0).await.items.len(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(s.metrics().rejected("bad_topic"), 0, "the server's own snapshot did not come back");
-}
-
-mod a_session_from_an_older_server_loses_its_catch_all_filter {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn embedded() {
-        super::a_session_from_an_older_server_loses_its_catch_all_filter(Broker::Embedded).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn mosquitto() {
-        super::a_session_from_an_older_server_loses_its_catch_all_filter(Broker::Mosquitto).await;
-    }
 }

@@ -288,7 +288,7 @@ impl Batcher {
                 // The batch's two transactions in one turn of the write order (`store::WriteTurn`);
                 // after a failure, each on its own with retries and narrowing down.
                 let turn = self.store.write_turn().await;
-                let (applied, turn): (Applied, _) = match self.store.apply_in_turn(&turn, &changes).await {
+                let (applied, mut turn): (Applied, _) = match self.store.apply_in_turn(&turn, &changes).await {
                     Ok(outcomes) => (index.iter().copied().zip(outcomes).collect(), Some(turn)),
                     Err(err) => {
                         drop(turn);
@@ -340,18 +340,14 @@ impl Batcher {
                         known.then(|| desk_work(desk, payload)).flatten().map(|w| (i, w))
                     })
                     .unzip();
-                let in_turn = match (&turn, work.is_empty()) {
-                    (Some(t), false) => match self.store.desk_answers_in_turn(t, &work).await {
-                        Ok(outcomes) => Some(outcomes),
-                        Err(err) => {
-                            tracing::debug!(error = %err, "desks' answers failed in their turn; retrying them on their own");
-                            None
-                        }
-                    },
-                    _ => None,
-                };
-                drop(turn);
                 if !work.is_empty() {
+                    // The turn ends with this transaction, whatever becomes of it.
+                    let in_turn = match turn.take() {
+                        Some(t) => (self.store.desk_answers_in_turn(&t, &work).await)
+                            .inspect_err(|err| tracing::debug!(error = %err, "desks' answers failed in their turn"))
+                            .ok(),
+                        None => None,
+                    };
                     let outcomes = match in_turn {
                         Some(outcomes) => outcomes,
                         None => {

@@ -1003,7 +1003,12 @@ const IN_LIST_MAX: usize = 512;
 /// store's fixed statements. Padded, a query has at most ten shapes. A repeated id matches the
 /// same row once.
 fn padded_chunks<T: Clone>(ids: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
-    ids.chunks(IN_LIST_MAX).map(|chunk| {
+    padded_chunks_of(ids, IN_LIST_MAX)
+}
+
+/// [`padded_chunks`] of at most `max` (a power of two).
+fn padded_chunks_of<T: Clone>(ids: &[T], max: usize) -> impl Iterator<Item = Vec<T>> + '_ {
+    ids.chunks(max).map(|chunk| {
         let mut padded = chunk.to_vec();
         if let Some(last) = chunk.last() {
             padded.resize(chunk.len().next_power_of_two(), last.clone());
@@ -1036,11 +1041,7 @@ const RECENT_PER_STATEMENT: usize = 64;
 /// rows per view.
 async fn recent_durations(tx: &mut Tx, fids: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
     let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
-    for chunk in fids.chunks(RECENT_PER_STATEMENT) {
-        let mut padded = chunk.to_vec();
-        if let Some(last) = chunk.last() {
-            padded.resize(chunk.len().next_power_of_two(), *last);
-        }
+    for padded in padded_chunks_of(fids, RECENT_PER_STATEMENT) {
         let sql = (1..=padded.len())
             .map(|i| {
                 format!(
